@@ -1,0 +1,53 @@
+"""make_app(): the Tornado application for a hub, the one seam tests and server.py share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tornado.httputil import HTTPServerRequest
+from tornado.routing import Matcher, PathMatches, Rule
+from tornado.web import Application
+
+from handlers.api import HealthHandler, StreamsHandler
+from handlers.demo import DemoHandler
+from handlers.echo import EchoHandler
+from handlers.push import PushHandler
+from streams.hub import Hub
+
+STATIC_PATH = Path(__file__).parent / "static"
+
+
+class StreamPathMatches(Matcher):
+    """Matches a request for the path of one of the hub's streams (looked up per request)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def match(self, request: HTTPServerRequest) -> dict | None:
+        return {} if self.hub.stream_at(request.path) is not None else None
+
+
+class EchoPathMatches(Matcher):
+    """Matches a request for the echo path (looked up per request)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def match(self, request: HTTPServerRequest) -> dict | None:
+        return {} if request.path == self.hub.echo_path else None
+
+
+def make_app(hub: Hub, **settings: object) -> Application:
+    """The application serving a hub's streams, echo, API and demo page."""
+    return Application(
+        [
+            (r"/healthz", HealthHandler),
+            (r"/api/streams", StreamsHandler, {"hub": hub}),
+            Rule(EchoPathMatches(hub), EchoHandler, {"hub": hub}),
+            Rule(StreamPathMatches(hub), PushHandler, {"hub": hub}),
+            Rule(PathMatches(r"/"), DemoHandler),
+        ],
+        static_path=str(STATIC_PATH),  # also serves /static/...
+        websocket_max_message_size=hub.server.max_message_bytes,
+        **settings,
+    )

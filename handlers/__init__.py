@@ -1,0 +1,1 @@
+"""Thin Tornado handlers: each connects a request to the hub and delegates."""

@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Mock WebSocket push server for real-time dashboards.
+
+    python server.py [-c config.yaml] [--host H] [--port N] [--check] [--log-level LEVEL]
+    python server.py record URL [--out FILE] ...    record a live feed (python server.py record -h)
+
+This file is only the command line: parse args, load the config, make the
+app, listen, and shut down in order on Ctrl-C / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import resource
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from app import make_app
+from config import AppConfig, ConfigError, load_config
+from streams.hub import Hub
+
+log = logging.getLogger("mockws")
+
+SHUTDOWN_CLOSE_WAIT_S = 1.0  # how long closing clients get to answer our 1001 before we exit
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The serve command line."""
+    parser = argparse.ArgumentParser(
+        prog="server.py",
+        description="Mock WebSocket push server: random or replayed frames on a timer, an echo socket "
+                    "and a demo page, all set up in a YAML config. "
+                    "`python server.py record URL` records a live feed (see `python server.py record -h`).")
+    parser.add_argument("-c", "--config", default="config.yaml", type=Path,
+                        help="config file (default: ./config.yaml)")
+    parser.add_argument("--host", help="listen address, overrides server.host (0.0.0.0: reachable from the LAN)")
+    parser.add_argument("--port", type=int, help="listen port, overrides server.port (0: any free port)")
+    parser.add_argument("--check", action="store_true",
+                        help="validate the config and its mock files, print what would be served, and exit")
+    parser.add_argument("--log-level", default="info", type=str.lower,
+                        choices=["debug", "info", "warning", "error"], help="default: info")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["record"]:
+        import record  # noqa: PLC0415 - the recorder's imports are only needed for this command
+
+        return record.main(argv[1:])
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S")
+    if args.log_level != "debug":
+        logging.getLogger("tornado.access").setLevel(logging.WARNING)  # a line per request is noise
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+        print(f"{len(e.problems)} problem{'s' if len(e.problems) > 1 else ''} in {args.config}; nothing served.",
+              file=sys.stderr)
+        return 2
+    host = args.host or config.settings.server.host
+    port = config.settings.server.port if args.port is None else args.port
+    if args.check:
+        print(describe(config, host, port, checked=True))
+        return 0
+    try:
+        return asyncio.run(serve(config, host, port))
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        return 130
+
+
+async def serve(config: AppConfig, host: str, port: int) -> int:
+    """Serve until SIGINT/SIGTERM, then shut down in order."""
+    try:
+        sockets = bind_sockets(port, host)
+    except socket.gaierror as e:
+        print(f"error: cannot listen on host {host!r}: {e.strerror}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(listen_error(e, host, port), file=sys.stderr)
+        return 1
+    raise_open_file_limit(config.settings.server.max_clients)
+    hub = Hub(config)
+    server = HTTPServer(make_app(hub))
+    server.add_sockets(sockets)
+    print(describe(config, host, sockets[0].getsockname()[1]), flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    log.info("shutting down")
+    server.stop()  # 1. stop accepting connections
+    hub.stop()  # 2. stop every stream's clock
+    hub.close_all(1001, "server shutting down")  # 3. close WebSockets ourselves: Tornado does not
+    if not await hub.wait_closed(SHUTDOWN_CLOSE_WAIT_S):  # 4. let the close handshakes finish, bounded
+        log.info("%d client(s) did not answer the close in time", len(hub.sockets))
+    try:  # 5. drop idle HTTP keep-alive connections
+        await asyncio.wait_for(server.close_all_connections(), 0.5)
+    except asyncio.TimeoutError:
+        pass
+    return 0
+
+
+def listen_error(e: OSError, host: str, port: int) -> str:
+    """One line saying why listening failed and what to do."""
+    if e.errno == errno.EADDRINUSE:
+        return (f"error: port {port} on {host} is already in use (another server running?); "
+                f"stop it or pick another port with --port N or server.port in the config")
+    if e.errno == errno.EACCES:
+        return f"error: no permission to listen on port {port}; use a port above 1023 (--port N)"
+    if e.errno == errno.EADDRNOTAVAIL:
+        return f"error: {host} is not an address of this machine; use 127.0.0.1 or 0.0.0.0 (--host)"
+    return f"error: cannot listen on {host}:{port}: {e.strerror}"
+
+
+def raise_open_file_limit(max_clients: int) -> None:
+    """Let the process hold max_clients sockets: raise the soft RLIMIT_NOFILE up to the hard limit."""
+    want = max_clients + 256  # listening sockets, files and headroom
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        target = soft
+    if target < want:
+        log.warning("open-file limit is %d, so at most about %d clients can connect (server.max_clients is %d); "
+                    "raise it with `ulimit -n %d` before starting", target, target - 256, max_clients, want)
+
+
+def describe(config: AppConfig, host: str, port: int, checked: bool = False) -> str:
+    """The banner: every URL the server serves, with each stream's source and timing."""
+    shown = "localhost" if host in ("0.0.0.0", "::", "") else host
+    http, ws = f"http://{shown}:{port}", f"ws://{shown}:{port}"
+    head = (f"{config.file}: OK, it would serve on {http}" if checked
+            else f"Mock WebSocket server on {http}  (config {config.file})")
+    rows = [("demo page", f"{http}/", "")]
+    for stream in config.streams:
+        rows.append(("stream", f"{ws}{stream.path}", f"{stream.name}: {_stream_summary(config, stream.name)}"))
+    if config.settings.echo is not None:
+        rows.append(("echo", f"{ws}{config.settings.echo.path}", "sends every message back"))
+    rows.append(("api", f"{http}/api/streams", ""))
+    width = max(len(url) for _, url, note in rows if note)
+    lines = [head] + [f"  {kind:<10} {url:<{width}}  {note}".rstrip() for kind, url, note in rows]
+    if host in ("0.0.0.0", "::", ""):
+        lines.append("  listening on every interface: other devices use this machine's LAN address")
+    if not checked:
+        lines.append("Press Ctrl-C to stop.")
+    return "\n".join(lines)
+
+
+def _stream_summary(config: AppConfig, name: str) -> str:
+    stream = next(s for s in config.streams if s.name == name)
+    if stream.source == "random":
+        what = "random template"
+    else:
+        frames = config.sources[name].length
+        what = f"file {stream.file} ({frames} frame{'s' if frames != 1 else ''}{'' if stream.loop else ', once'})"
+    if stream.timing == "recorded":
+        when = "recorded timing" + (f" x{stream.speed:g}" if stream.speed != 1 else "")
+    else:
+        when = f"every {stream.interval_ms} ms"
+    return f"{what}, {when}, {stream.timeline}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

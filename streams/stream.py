@@ -1,0 +1,305 @@
+"""A Stream: one frame source, one clock and the clients subscribed to it.
+
+Per-client streams give every connection its own timeline (own position, own
+generator state, own phase, like the original one-``setInterval``-per-socket
+server); shared streams have one timeline whose frames go to every client at
+the same moment. Either way the stream owns the only clock.
+
+The send path is the hot path of the whole server: a frame is encoded once and
+its pre-built WebSocket frame is written to every client's socket, and each
+client's unflushed bytes are bounded (``server.max_pending_bytes``) so a
+client that stops reading cannot grow the server's memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from random import Random
+from typing import Any, Protocol
+
+from tornado.iostream import IOStream, StreamClosedError
+from tornado.ioloop import IOLoop
+from tornado.websocket import WebSocketClosedError
+
+from config import ServerConfig, Source, StreamConfig
+from streams.clock import Clock
+from streams.sources import Frame
+
+log = logging.getLogger("mockws.stream")
+
+SLOW_CLIENT_GRACE_S = 1.0  # after a 1008 close, how long a non-reading peer keeps its TCP connection
+
+
+class Client(Protocol):
+    """What a stream needs from a connected WebSocket (a Tornado WebSocketHandler)."""
+
+    ws_connection: Any
+
+    def write_message(self, message: bytes | str, binary: bool = False) -> Any: ...
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None: ...
+
+
+class Timeline:
+    """A position in the source, its generator state and the time its next frame is due."""
+
+    __slots__ = ("subscriber", "index", "state", "due", "epoch", "bucket")
+
+    def __init__(self, subscriber: Subscriber | None, state: Any, due: float) -> None:
+        self.subscriber = subscriber  # None for a shared timeline
+        self.index = 0  # next entry of a replay source
+        self.state = state  # generator state of a random source
+        self.due = due
+        self.epoch = due  # recorded timing: when entry 0 of this loop is (or was) due
+        self.bucket: int | None = None  # owned by Clock
+
+
+class Subscriber:
+    """One connected client of a stream."""
+
+    __slots__ = ("client", "timeline", "dropped", "failed", "raw")
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.timeline: Timeline | None = None
+        self.dropped = 0  # frames skipped because the client was not reading
+        self.failed = False  # an unexpected error was already logged for this client
+        # pre-built frames are only valid when no extension (compression) was negotiated
+        connection = client.ws_connection
+        self.raw = connection is not None and getattr(connection, "_compressor", None) is None
+
+
+def unflushed_bytes(stream: IOStream) -> int:
+    """Bytes written to ``stream`` that the kernel has not accepted yet (Tornado internals)."""
+    return stream._total_write_index - stream._total_write_done_index
+
+
+class Stream:
+    """A frame source, its clock and its subscribers."""
+
+    def __init__(self, config: StreamConfig, source: Source, rng: Random, server: ServerConfig) -> None:
+        self.config = config
+        self.source = source
+        self.rng = rng
+        self.server = server  # limits for every client; replaced on live reload
+        self._subscribers: dict[Client, Subscriber] = {}
+        self._clock = Clock(self._fire, _quantum(config))
+        self._shared: Timeline | None = None
+        self._last_shared: Frame | None = None  # what a late joiner of a shared timeline gets first
+        self.frames_sent = 0
+        self.frames_dropped = 0
+        self.paused = False
+        self._paused_at = 0.0
+        self.on_finished: Callable[[Client], None] = _close_finished
+
+    # -- what the handlers call
+
+    @property
+    def name(self) -> str:
+        """The stream's name."""
+        return self.config.name
+
+    @property
+    def clients(self) -> int:
+        """How many clients are subscribed."""
+        return len(self._subscribers)
+
+    def subscribe(self, client: Client) -> None:
+        """Start pushing to ``client``."""
+        sub = self._subscribers[client] = Subscriber(client)
+        now = IOLoop.current().time()
+        if self.config.timeline == "shared":
+            self._subscribe_shared(sub, now)
+        else:
+            sub.timeline = Timeline(sub, self.source.new_state(), now + self.config.interval_ms / 1000)
+            if self.config.send_on_connect and not self.paused:
+                sub.timeline.due = sub.timeline.epoch = now
+                due = self._fire(sub.timeline, now)  # the first frame goes out with the handshake
+                if due is None:
+                    return  # a one-frame replay that does not loop: already finished
+                sub.timeline.due = due
+            self._clock.add(sub.timeline)
+        if not self.paused:
+            self._clock.start()
+
+    def unsubscribe(self, client: Client) -> None:
+        """Stop pushing to ``client`` (no-op if it is not subscribed)."""
+        sub = self._subscribers.pop(client, None)
+        if sub is not None and sub.timeline is not None:
+            self._clock.remove(sub.timeline)
+        if not self._subscribers:
+            self._clock.stop()  # an idle stream has no timer
+
+    def reply_to(self, message: str) -> str | None:
+        """The reply to a client's message, or None."""
+        return self.config.reply_to(message)
+
+    def push(self, frame: Frame) -> int:
+        """Send ``frame`` to every client now, outside the schedule; returns how many got it."""
+        return sum(self._send(sub, frame) for sub in list(self._subscribers.values()))
+
+    def stop(self) -> None:
+        """Stop the clock for good (shutdown)."""
+        self._clock.clear()
+
+    def close_all(self, code: int, reason: str) -> None:
+        """Close every client's WebSocket."""
+        for client in list(self._subscribers):
+            self.unsubscribe(client)
+            client.close(code, reason)
+
+    # -- scheduling
+
+    def _subscribe_shared(self, sub: Subscriber, now: float) -> None:
+        interval = self.config.interval_ms / 1000
+        if self._shared is None:
+            self._shared = Timeline(None, self.source.new_state(), now + interval)
+            self._last_shared = None
+            self._clock.add(self._shared)
+        elif len(self._subscribers) == 1:
+            # nobody was listening and the clock was idle: restart the grid from now
+            self._clock.remove(self._shared)
+            _rebase(self._shared, now + interval)
+            self._clock.add(self._shared)
+        if not self.config.send_on_connect or self.paused:
+            return
+        if len(self._subscribers) > 1 and self._last_shared is not None:
+            self._send(sub, self._last_shared)  # a late joiner gets the current frame at once
+            return
+        self._clock.remove(self._shared)
+        _rebase(self._shared, now)
+        due = self._fire(self._shared, now)
+        if due is not None and self._shared is not None:
+            self._shared.due = due
+            self._clock.add(self._shared)
+
+    def _fire(self, timeline: Timeline, now: float) -> float | None:
+        """Send the timeline's next frame; return when the one after is due (None: finished)."""
+        frame = self._next_frame(timeline)
+        sub = timeline.subscriber
+        if frame is None:
+            self._finish(timeline)
+            return None
+        if sub is None:
+            self._last_shared = frame
+            for each in list(self._subscribers.values()):
+                self._send(each, frame)
+        else:
+            self._send(sub, frame)
+        if self._at_end(timeline):
+            self._finish(timeline)
+            return None
+        return self._next_due(timeline, now)
+
+    def _next_frame(self, timeline: Timeline) -> Frame | None:
+        length = self.source.length
+        if length is not None and timeline.index >= length:
+            if not self.config.loop:
+                return None
+            timeline.index = 0
+        frame = self.source.frame(timeline.index, timeline.state, self.rng)
+        timeline.index += 1
+        return frame
+
+    def _at_end(self, timeline: Timeline) -> bool:
+        length = self.source.length
+        return length is not None and not self.config.loop and timeline.index >= length
+
+    def _next_due(self, timeline: Timeline, now: float) -> float:
+        interval = self.config.interval_ms / 1000
+        offsets = self.source.offsets_s if self.config.timing == "recorded" else None
+        if offsets is not None:
+            if timeline.index >= len(offsets):  # looping: the next loop starts one interval after the last frame
+                timeline.epoch = timeline.due + interval
+                return timeline.epoch
+            return timeline.epoch + offsets[timeline.index] / self.config.speed
+        due = timeline.due + interval  # a fixed grid from the first frame: no drift
+        if due <= now - interval:
+            # more than a whole interval late (a long pause): skip the missed
+            # ticks rather than bursting them, keeping at most one catch-up frame
+            due += interval * int((now - due) / interval)
+        return due
+
+    def _finish(self, timeline: Timeline) -> None:
+        """A non-looping replay ran out: close its client(s) and rewind."""
+        if timeline.subscriber is not None:
+            self.unsubscribe(timeline.subscriber.client)
+            self.on_finished(timeline.subscriber.client)
+        else:
+            self._shared = None
+            self._last_shared = None  # the next client starts a fresh run at entry 0
+            for client in list(self._subscribers):
+                self.unsubscribe(client)
+                self.on_finished(client)
+
+    # -- sending
+
+    def _send(self, sub: Subscriber, frame: Frame) -> bool:
+        """Write one frame to one client; False if it could not take it."""
+        connection = sub.client.ws_connection
+        if connection is None or connection.is_closing():
+            return False
+        try:
+            if unflushed_bytes(connection.stream) > self.server.max_pending_bytes:
+                return self._too_slow(sub)
+            if sub.raw:
+                connection.stream.write(frame.wire)
+            else:
+                sub.client.write_message(frame.data, binary=frame.binary)
+        except (StreamClosedError, WebSocketClosedError):
+            return False  # it disconnected mid-push; on_close unsubscribes it
+        except Exception:  # noqa: BLE001 - one client's failure must not stop the others or the clock
+            if not sub.failed:
+                sub.failed = True
+                log.exception("stream %s: sending to a client failed; dropping its frames", self.name)
+            return False
+        self.frames_sent += 1
+        return True
+
+    def _too_slow(self, sub: Subscriber) -> bool:
+        if self.server.slow_clients == "drop":
+            sub.dropped += 1
+            self.frames_dropped += 1
+            return False
+        log.info("stream %s: closing a client that stopped reading (over %d unflushed bytes)",
+                 self.name, self.server.max_pending_bytes)
+        self.unsubscribe(sub.client)
+        connection = sub.client.ws_connection
+        sub.client.close(1008, "client too slow")
+        # the peer is not reading, so the close frame may never reach it: drop TCP after a grace period
+        stream = connection.stream
+        IOLoop.current().call_later(SLOW_CLIENT_GRACE_S, lambda: stream.closed() or stream.close())
+        return False
+
+    # -- reporting
+
+    def describe(self) -> dict[str, Any]:
+        """The stream as the HTTP API shows it."""
+        cfg = self.config
+        return {
+            "name": cfg.name,
+            "path": cfg.path,
+            "source": cfg.source,
+            "interval_ms": cfg.interval_ms,
+            "timeline": cfg.timeline,
+            "clients": self.clients,
+            "frames_sent": self.frames_sent,
+        }
+
+
+def _quantum(config: StreamConfig) -> float:
+    """Bucket width of the stream's clock: fine enough to keep every client's phase."""
+    if config.timing == "recorded":
+        return 0.002
+    return min(0.010, max(0.0005, config.interval_ms / 1000 / 20))
+
+
+def _rebase(timeline: Timeline, due: float) -> None:
+    """Move a timeline's next frame to ``due``, keeping the recorded gaps after it."""
+    timeline.epoch += due - timeline.due
+    timeline.due = due
+
+
+def _close_finished(client: Client) -> None:
+    client.close(1000, "replay finished")

@@ -1,0 +1,73 @@
+"""Shared fixtures: a config factory, the app under test and a WebSocket client that cleans up."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+from support import ROOT, base_config, edit_config, write_config
+
+sys.path.insert(0, str(ROOT))  # the project's modules, whatever the working directory
+
+from app import make_app  # noqa: E402
+from config import AppConfig, load_config  # noqa: E402
+from streams.hub import Hub  # noqa: E402
+
+@pytest.fixture
+def config_data(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The test's config: base_config() with the changes of @pytest.mark.config(stats={...}, ...)."""
+    data = base_config()
+    marker = request.node.get_closest_marker("config")
+    return edit_config(data, **marker.kwargs) if marker is not None else data
+
+
+@pytest.fixture
+def app_config(tmp_path: Path, config_data: dict[str, Any]) -> AppConfig:
+    """The test config, written to a temp folder and loaded like a user's."""
+    return load_config(write_config(tmp_path, config_data))
+
+
+@pytest.fixture
+def hub(app_config: AppConfig, io_loop) -> Hub:
+    """The hub under test; its clocks are stopped at teardown."""
+    hub = Hub(app_config)
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture
+def app(hub: Hub):
+    """The application under test (pytest-tornado serves it on http_port)."""
+    return make_app(hub)
+
+
+@pytest.fixture
+def ws_url(http_server, http_port: int) -> Callable[[str], str]:
+    """ws://127.0.0.1:PORT + path, for the running test server."""
+    return lambda path: f"ws://127.0.0.1:{http_port}{path}"
+
+
+@pytest.fixture
+def http_url(http_server, http_port: int) -> Callable[[str], str]:
+    """http://127.0.0.1:PORT + path, for the running test server."""
+    return lambda path: f"http://127.0.0.1:{http_port}{path}"
+
+
+@pytest.fixture
+def ws_connect(ws_url, io_loop) -> Callable[..., Awaitable[WebSocketClientConnection]]:
+    """Open a WebSocket to the test server; every one is closed at teardown."""
+    opened: list[WebSocketClientConnection] = []
+
+    async def connect(path: str = "/", **kwargs: Any) -> WebSocketClientConnection:
+        conn = await websocket_connect(ws_url(path), **kwargs)
+        opened.append(conn)
+        return conn
+
+    yield connect
+    for conn in opened:
+        conn.close()

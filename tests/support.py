@@ -1,0 +1,62 @@
+"""Test configs: the default config's shape at test speed, and ways to write and tweak it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CATEGORIES = [("face", "人像"), ("car", "车辆"), ("touchDoor", "感知门"), ("rfid", "rfid"),
+              ("kakou", "卡口"), ("wifi", "wifi"), ("video", "视频")]
+STATS_TEMPLATE = {key: {"yesterdayValue": {"$int": [0, 1000000]}, "name": name,
+                        "toadyValue": {"$int": [0, 1000000]}} for key, name in CATEGORIES}
+REPLY = "web socket 已连接: {message}"
+
+
+def base_config() -> dict[str, Any]:
+    """The default config's shape with test-sized intervals and a fixed seed."""
+    return {
+        "server": {"host": "127.0.0.1", "port": 0, "ping_interval_s": 0},
+        "streams": [
+            {"name": "stats", "path": "/", "source": "random", "interval_ms": 50,
+             "reply": REPLY, "template": STATS_TEMPLATE},
+            {"name": "replay", "path": "/replay", "source": "replay", "file": "data-coll.json",
+             "interval_ms": 20},
+        ],
+        "echo": {"path": "/echo"},
+        "random_seed": 7,
+    }
+
+
+def write_config(folder: Path, data: dict[str, Any] | str, name: str = "config.yaml") -> Path:
+    """Write a config (a dict as YAML, or raw text) beside a copy of the shipped mock file."""
+    if not (folder / "data-coll.json").exists():
+        shutil.copy(ROOT / "mock" / "data-coll.json", folder / "data-coll.json")
+    path = folder / name
+    text = data if isinstance(data, str) else yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def stream_config(data: dict[str, Any], name: str) -> dict[str, Any]:
+    """The stream called ``name`` inside a config dict (to tweak it in place)."""
+    return next(s for s in data["streams"] if s["name"] == name)
+
+
+def edit_config(data: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """Apply changes: ``server={...}`` merges into server, a stream's name merges into that
+    stream (None removes it), other top-level keys (echo, random_seed, streams) are replaced."""
+    for key, value in changes.items():
+        if key == "server":
+            data["server"].update(value)
+        elif key in ("echo", "random_seed", "streams"):
+            data[key] = value
+        elif value is None:
+            data["streams"] = [s for s in data["streams"] if s["name"] != key]
+        else:
+            stream_config(data, key).update(value)
+    return data
