@@ -1,0 +1,244 @@
+// Demo page entry point: loads the stream list, keeps one Connection to the selected stream and
+// feeds what arrives to the views (cards or JSON, log, counters). Frames are recorded as they
+// arrive and drawn at most once per animation frame, so fast streams do not flood the DOM.
+
+import { StatsCards, readStats } from "./cards.js";
+import { Connection, describeClose } from "./connection.js";
+import { formatBytes, formatClock, formatNumber, formatRate } from "./format.js";
+import { decodeFrame, utf8Length } from "./frames.js";
+import { renderJson } from "./json-view.js";
+import { MessageLog, TrafficCounters } from "./log.js";
+import { setupSnippet } from "./snippet.js";
+import { fetchStreams, renderFacts, renderPicker, streamForPath, streamUrl } from "./streams.js";
+
+const STREAMS_REFRESH_MS = 5000;
+const STREAMS_RETRY_MS = 2000;
+const TICK_MS = 250; // status countdown, counters and the pause label
+const RICH_JSON_CHARS = 100_000; // larger frames are shown uncoloured: thousands of spans stall phones
+
+const byId = (id) => document.getElementById(id);
+const ui = {
+  loadError: byId("load-error"),
+  picker: byId("stream-picker"),
+  facts: byId("stream-facts"),
+  status: byId("connection-status"),
+  retry: byId("connection-retry"),
+  toggle: byId("connection-toggle"),
+  frameKind: byId("frame-kind"),
+  frameTime: byId("frame-time"),
+  frameEmpty: byId("frame-empty"),
+  cards: byId("cards"),
+  frameBody: byId("frame-body"),
+  sendForm: byId("send-form"),
+  sendInput: byId("send-input"),
+  pause: byId("log-pause"),
+  clear: byId("log-clear"),
+  framesIn: byId("count-in"),
+  framesOut: byId("count-out"),
+  bytesIn: byId("bytes-in"),
+  rate: byId("rate"),
+};
+
+const cards = new StatsCards(ui.cards);
+const log = new MessageLog(byId("log"));
+const counters = new TrafficCounters();
+const showSnippet = setupSnippet(byId("snippet-code"), byId("snippet-copy"));
+
+let streams = [];
+let selected = null; // the stream object from /api/streams
+let connection = null;
+let latest = null; // {frame, stats, time} shown in the frame panel
+let frameDirty = false;
+let drawQueued = false;
+
+function select(stream) {
+  connection?.dispose();
+  selected = stream;
+  latest = null;
+  frameDirty = true;
+  cards.reset();
+  counters.reset();
+  // The server serves this page at every stream path, so the address bar names the stream.
+  if (location.pathname !== stream.path) history.replaceState(null, "", stream.path + location.search);
+  const url = streamUrl(stream.path);
+  showSnippet(url);
+  renderFacts(ui.facts, stream);
+  connection = new Connection(url);
+  connection.addEventListener("open", onOpen);
+  connection.addEventListener("close", onClose);
+  connection.addEventListener("state", () => renderStatus());
+  connection.addEventListener("message", (event) => onFrame(event.data));
+  log.add("event", `connecting to ${url}`);
+  connection.connect();
+  queueDraw();
+}
+
+function onOpen() {
+  log.add("event", `open: ${connection.url}`);
+  refreshStreams(); // the client count just changed
+  queueDraw();
+}
+
+function onClose() {
+  const { lastClose, retryAt } = connection;
+  const retry = retryAt ? `; retrying in ${((retryAt - Date.now()) / 1000).toFixed(1)} s` : "";
+  log.add("event", `closed: ${describeClose(lastClose)}${retry}`);
+  queueDraw();
+}
+
+function onFrame(data) {
+  const frame = decodeFrame(data);
+  counters.received(frame.size);
+  log.add("in", frame.text, frame.size);
+  if (frame.kind === "json") {
+    const stats = readStats(frame.value);
+    if (stats) cards.push(stats);
+    latest = { frame, stats, time: new Date() };
+    frameDirty = true;
+  } else if (latest?.frame.kind !== "json") {
+    // Text and binary frames (echo replies, say) only take the panel until JSON arrives; the log has them all.
+    latest = { frame, stats: null, time: new Date() };
+    frameDirty = true;
+  }
+  queueDraw();
+}
+
+function queueDraw() {
+  if (drawQueued) return;
+  drawQueued = true;
+  requestAnimationFrame(() => {
+    drawQueued = false;
+    log.render();
+    if (frameDirty) drawFrame();
+    frameDirty = false;
+  });
+}
+
+function drawFrame() {
+  ui.frameEmpty.hidden = latest !== null;
+  ui.cards.hidden = !latest?.stats;
+  ui.frameBody.hidden = latest === null || latest.stats !== null;
+  if (latest === null) {
+    ui.frameKind.textContent = "";
+    ui.frameTime.textContent = "";
+    return;
+  }
+  const { frame, stats, time } = latest;
+  ui.frameTime.textContent = formatClock(time);
+  ui.frameTime.dateTime = time.toISOString();
+  if (stats) {
+    cards.render();
+    ui.frameKind.textContent = `stats · ${stats.length} ${stats.length === 1 ? "category" : "categories"}`;
+  } else if (frame.kind === "json") {
+    const rich = frame.text.length <= RICH_JSON_CHARS;
+    ui.frameBody.replaceChildren(rich ? renderJson(frame.value) : JSON.stringify(frame.value, null, 2));
+    ui.frameKind.textContent = `JSON · ${formatBytes(frame.size)}`;
+  } else {
+    ui.frameBody.textContent = frame.text;
+    ui.frameKind.textContent = `${frame.kind} · ${formatBytes(frame.size)}`;
+  }
+}
+
+function renderStatus() {
+  const { state, lastClose, retryAt, attempt, wanted } = connection;
+  let text = state;
+  if (state === "connecting" && attempt > 0) text = `connecting (attempt ${attempt + 1})`;
+  if (state === "closed" && lastClose) text = `closed · ${describeClose(lastClose)}`;
+  ui.status.dataset.state = state;
+  setText(ui.status, text);
+  // The countdown lives outside the live region so screen readers are not told every tick.
+  setText(ui.retry, retryAt ? `retrying in ${Math.max(0, (retryAt - Date.now()) / 1000).toFixed(1)} s` : "");
+  setText(ui.toggle, wanted ? "Disconnect" : "Connect");
+  const title = `${selected.name} (${state}) · mock push server`;
+  if (document.title !== title) document.title = title;
+}
+
+function renderCounters() {
+  setText(ui.framesIn, formatNumber(counters.framesIn));
+  setText(ui.framesOut, formatNumber(counters.framesOut));
+  setText(ui.bytesIn, formatBytes(counters.bytesIn));
+  setText(ui.rate, formatRate(counters.rate()));
+  const missed = log.missedWhilePaused;
+  setText(ui.pause, log.paused ? `Resume${missed ? ` (${formatNumber(missed)} new)` : ""}` : "Pause");
+}
+
+/** Replace an element's text only when it changed (the tick runs four times a second). */
+function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
+
+function sendFromInput(event) {
+  event.preventDefault();
+  const text = ui.sendInput.value;
+  if (text === "") return;
+  if (connection.send(text)) {
+    log.add("out", text, utf8Length(text));
+    counters.sent();
+    ui.sendInput.value = "";
+  } else {
+    // Kept in the box, to send again once the status says open.
+    log.add("event", `not sent, the connection is ${connection.state}: ${text}`);
+  }
+  renderCounters();
+  queueDraw();
+}
+
+async function refreshStreams() {
+  let fresh;
+  try {
+    fresh = await fetchStreams();
+  } catch (error) {
+    return; // the server is restarting or gone; the connection status already says so
+  }
+  const namesChanged = fresh.map((s) => s.name).join("\n") !== streams.map((s) => s.name).join("\n");
+  streams = fresh;
+  const current = streams.find((s) => s.name === selected.name);
+  if (namesChanged) renderPicker(ui.picker, streams, current ? current.name : selected.name);
+  if (current) renderFacts(ui.facts, current);
+}
+
+async function loadStreams() {
+  for (;;) {
+    try {
+      const list = await fetchStreams();
+      ui.loadError.hidden = true;
+      return list;
+    } catch (error) {
+      ui.loadError.hidden = false;
+      ui.loadError.textContent = `Could not load the stream list (${error.message}); retrying…`;
+      await new Promise((resolve) => setTimeout(resolve, STREAMS_RETRY_MS));
+    }
+  }
+}
+
+async function start() {
+  ui.picker.addEventListener("change", () => {
+    const stream = streams.find((s) => s.name === ui.picker.value);
+    if (stream) select(stream);
+  });
+  ui.toggle.addEventListener("click", () => (connection.wanted ? connection.disconnect() : connection.connect()));
+  ui.sendForm.addEventListener("submit", sendFromInput);
+  ui.pause.addEventListener("click", () => {
+    log.setPaused(!log.paused);
+    ui.pause.setAttribute("aria-pressed", String(log.paused));
+    renderCounters();
+  });
+  ui.clear.addEventListener("click", () => log.clear());
+
+  streams = await loadStreams();
+  if (streams.length === 0) {
+    ui.loadError.hidden = false;
+    ui.loadError.textContent = "The server has no streams configured.";
+    return;
+  }
+  const initial = streamForPath(streams, location.pathname);
+  renderPicker(ui.picker, streams, initial.name);
+  select(initial);
+  setInterval(refreshStreams, STREAMS_REFRESH_MS);
+  setInterval(() => {
+    renderStatus();
+    renderCounters();
+  }, TICK_MS);
+}
+
+start();
