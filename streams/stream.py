@@ -31,6 +31,19 @@ log = logging.getLogger("mockws.stream")
 SLOW_CLIENT_GRACE_S = 1.0  # after a 1008 close, how long a non-reading peer keeps its TCP connection
 
 
+class FaultInjector(Protocol):
+    """Misbehaves on purpose between a stream and its clients (see streams.faults)."""
+
+    def deliver(self, stream: Stream, sub: Subscriber, frame: Frame) -> bool:
+        """Send (or drop, delay, duplicate, garble) a frame via ``stream.write``; True if it went out now."""
+
+    def on_subscribe(self, stream: Stream, sub: Subscriber) -> None:
+        """A client joined (e.g. schedule its disconnect)."""
+
+    def on_unsubscribe(self, stream: Stream, sub: Subscriber) -> None:
+        """A client left: cancel whatever is pending for it."""
+
+
 class Client(Protocol):
     """What a stream needs from a connected WebSocket (a Tornado WebSocketHandler)."""
 
@@ -58,7 +71,7 @@ class Timeline:
 class Subscriber:
     """One connected client of a stream."""
 
-    __slots__ = ("client", "timeline", "dropped", "failed", "raw")
+    __slots__ = ("client", "timeline", "dropped", "failed", "raw", "fault_state")
 
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -68,6 +81,7 @@ class Subscriber:
         # pre-built frames are only valid when no extension (compression) was negotiated
         connection = client.ws_connection
         self.raw = connection is not None and getattr(connection, "_compressor", None) is None
+        self.fault_state: Any = None  # owned by the stream's FaultInjector, if any
 
 
 def unflushed_bytes(stream: IOStream) -> int:
@@ -92,6 +106,8 @@ class Stream:
         self.paused = False
         self._paused_at = 0.0
         self.on_finished: Callable[[Client], None] = _close_finished
+        # fault injection (streams.faults): decides per frame whether, when and how it is sent
+        self.faults: FaultInjector | None = None
 
     # -- what the handlers call
 
@@ -109,6 +125,8 @@ class Stream:
         """Start pushing to ``client``."""
         sub = self._subscribers[client] = Subscriber(client)
         now = IOLoop.current().time()
+        if self.faults is not None:
+            self.faults.on_subscribe(self, sub)
         if self.config.timeline == "shared":
             self._subscribe_shared(sub, now)
         else:
@@ -128,6 +146,8 @@ class Stream:
         sub = self._subscribers.pop(client, None)
         if sub is not None and sub.timeline is not None:
             self._clock.remove(sub.timeline)
+        if sub is not None and self.faults is not None:
+            self.faults.on_unsubscribe(self, sub)
         if not self._subscribers:
             self._clock.stop()  # an idle stream has no timer
 
@@ -236,7 +256,13 @@ class Stream:
     # -- sending
 
     def _send(self, sub: Subscriber, frame: Frame) -> bool:
-        """Write one frame to one client; False if it could not take it."""
+        """Send one frame to one client, through the fault injector when faults are on."""
+        if self.faults is not None:
+            return self.faults.deliver(self, sub, frame)
+        return self.write(sub, frame)
+
+    def write(self, sub: Subscriber, frame: Frame) -> bool:
+        """Write one frame to one client now; False if it could not take it."""
         connection = sub.client.ws_connection
         if connection is None or connection.is_closing():
             return False
