@@ -1,0 +1,375 @@
+"""The demo page in a real browser: the real server on a free port, driven through headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from browser import launch_chromium, missing_browser_reason
+from server_process import ServerProcess, free_port
+from support import CATEGORIES, base_config, edit_config, write_config
+
+_missing = missing_browser_reason()
+if _missing is not None:
+    # A developer without Chromium gets a skip; CI must always run these tests.
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true, so the browser tests must run, but {_missing}", pytrace=False)
+    pytest.skip(_missing, allow_module_level=True)
+
+from playwright.sync_api import Browser, Locator, Page, WebSocket, expect, sync_playwright  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+CATEGORY_NAMES = [name for _, name in CATEGORIES]
+SPARKLINE_POINTS = 60
+LOG_LIMIT = 200
+
+
+def demo_config() -> dict[str, Any]:
+    """The default streams' shape at test speed, plus a non-stats stream and a very fast one."""
+    data = edit_config(base_config(), stats={"interval_ms": 30}, replay=None)
+    data["streams"] += [
+        {"name": "other", "path": "/other", "source": "random", "interval_ms": 50,
+         "template": {"seq": {"$seq": True}, "level": {"$choice": ["low", "high"]}, "markup": "<b>bold</b>"}},
+        {"name": "fast", "path": "/fast", "source": "random", "interval_ms": 10, "template": {"seq": {"$seq": True}}},
+    ]
+    return data
+
+
+THOUSANDS = re.compile(r"^\d{1,3}(,\d{3})*$")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    folder = tmp_path_factory.mktemp("demo-server")
+    server = ServerProcess(write_config(folder, demo_config()), free_port(), folder / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def open_page(browser: Browser, **context_options: Any) -> Iterator[Page]:
+    """A page in a fresh browser context (en-US, 1280x900 unless overridden); fails on uncaught page errors."""
+    options = {"locale": "en-US", "viewport": {"width": 1280, "height": 900}, **context_options}
+    context = browser.new_context(**options)
+    errors: list[Exception] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(error))
+        yield page
+    finally:
+        context.close()
+    assert errors == [], f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    with open_page(browser) as page:
+        yield page
+
+
+class SocketRecorder:
+    """Every WebSocket the page opens, and the text frames each one received."""
+
+    def __init__(self, page: Page) -> None:
+        self.sockets: list[WebSocket] = []
+        self.frames: dict[str, list[str]] = {}
+        page.on("websocket", self._opened)
+
+    def _opened(self, socket: WebSocket) -> None:
+        self.sockets.append(socket)
+        received = self.frames.setdefault(socket.url, [])
+        socket.on("framereceived", lambda payload: received.append(payload))
+
+    def urls(self) -> list[str]:
+        return [socket.url for socket in self.sockets]
+
+
+def status(page: Page) -> Locator:
+    return page.get_by_test_id("connection-status")
+
+
+def sparkline_point_counts(page: Page) -> list[int]:
+    return page.eval_on_selector_all(
+        "[data-testid=sparkline-line]",
+        "lines => lines.map(l => (l.getAttribute('points') || '').trim().split(/\\s+/).filter(Boolean).length)",
+    )
+
+
+def test_page_lists_the_streams_and_connects_to_the_first(page: Page, server: ServerProcess) -> None:
+    sockets = SocketRecorder(page)
+    page.goto(server.url)
+
+    picker = page.get_by_test_id("stream-picker")
+    expect(picker.locator("option")).to_have_text(["stats (/)", "other (/other)", "fast (/fast)"])
+    expect(picker).to_have_value("stats")
+    expect(status(page)).to_have_attribute("data-state", "open")
+    expect(status(page)).to_have_text("open")
+    assert sockets.urls() == [f"ws://127.0.0.1:{server.port}/"]
+    expect(page.get_by_test_id("fact-interval")).to_have_text("every 30 ms")
+    expect(page.get_by_test_id("snippet-code")).to_contain_text(f"new WebSocket('ws://127.0.0.1:{server.port}/');")
+
+
+def test_stats_frames_show_one_card_per_category_with_a_60_point_sparkline(page: Page, server: ServerProcess) -> None:
+    page.goto(server.url)
+
+    cards = page.get_by_test_id("card")
+    expect(cards).to_have_count(len(CATEGORY_NAMES))
+    expect(cards.get_by_test_id("card-name")).to_have_text(CATEGORY_NAMES)
+    first_value = cards.first.get_by_test_id("card-today").text_content()
+    expect(cards.first.get_by_test_id("card-today")).not_to_have_text(first_value)  # it updates
+
+    # Every sparkline reaches 60 points, and stays at 60 (the last 60 frames) as more frames arrive.
+    page.wait_for_function(
+        "n => [...document.querySelectorAll('[data-testid=sparkline-line]')]"
+        ".every(l => l.getAttribute('points').trim().split(/\\s+/).length === n)",
+        arg=SPARKLINE_POINTS,
+        timeout=10_000,
+    )
+    frames_then = int(page.get_by_test_id("count-in").text_content().replace(",", ""))
+    page.wait_for_function(
+        "n => Number(document.querySelector('[data-testid=count-in]').textContent.replace(/,/g, '')) >= n",
+        arg=frames_then + 10,
+    )
+    assert sparkline_point_counts(page) == [SPARKLINE_POINTS] * len(CATEGORY_NAMES)
+
+
+def test_cards_show_a_received_frame_with_thousands_separators_and_change(page: Page, server: ServerProcess) -> None:
+    sockets = SocketRecorder(page)
+    page.goto(server.url)
+    expect(page.get_by_test_id("card")).to_have_count(len(CATEGORY_NAMES))
+
+    # One snapshot of every card (taken in a single JS task, so all from the same draw) ...
+    shown = page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('[data-testid=card]')].map((card) => {
+            const text = (id) => card.querySelector(`[data-testid=${id}]`).textContent;
+            const change = card.querySelector('[data-testid=card-change]');
+            return [card.dataset.key, {name: text('card-name'), today: text('card-today'),
+                    yesterday: text('card-yesterday'), change: change.textContent, direction: change.dataset.direction}];
+        }))"""
+    )
+    # ... shows one of the frames the socket received.
+    frames = [json.loads(payload) for payload in sockets.frames[f"ws://127.0.0.1:{server.port}/"]]
+    matching = [
+        frame
+        for frame in frames
+        if all(f"{frame[key]['toadyValue']:,}" == card["today"] for key, card in shown.items())
+    ]
+    assert matching, f"no received frame matches the cards {shown}"
+    frame = matching[-1]
+    assert set(shown) == set(frame) == {key for key, _ in CATEGORIES}
+
+    for key, card in shown.items():
+        today, yesterday = frame[key]["toadyValue"], frame[key]["yesterdayValue"]
+        assert card["name"] == frame[key]["name"]
+        assert THOUSANDS.match(card["today"]) and THOUSANDS.match(card["yesterday"])
+        assert card["yesterday"] == f"{yesterday:,}"
+        if yesterday == 0:
+            assert card["direction"] == "flat"
+            continue
+        expected_percent = (today - yesterday) / yesterday * 100
+        percent = re.fullmatch(r"[▲▼•] ([+-]?[\d,.]+)%", card["change"])
+        assert percent, card["change"]
+        assert abs(float(percent.group(1).replace(",", "")) - expected_percent) <= 0.05 + 1e-9
+        assert card["direction"] == ("up" if today > yesterday else "down" if today < yesterday else "flat")
+
+
+def test_sent_message_is_echoed_in_the_log_as_text(page: Page, server: ServerProcess) -> None:
+    page.goto(server.url)
+    expect(status(page)).to_have_attribute("data-state", "open")
+
+    message = 'hello <img src=x onerror="window.injected = true">'
+    send_box = page.get_by_test_id("send-input")
+    send_box.fill(message)
+    send_box.press("Enter")
+
+    log = page.get_by_test_id("log")
+    sent = log.locator("[data-direction=out]")
+    expect(sent).to_have_count(1)
+    expect(sent.get_by_test_id("log-body")).to_have_text(message)
+    echo = log.locator("[data-direction=in] [data-testid=log-body]", has_text="web socket 已连接: ")
+    expect(echo).to_have_text(f"web socket 已连接: {message}")
+    expect(send_box).to_have_value("")
+    expect(page.get_by_test_id("count-out")).to_have_text("1")
+    # Rendered as text: no element was created from the markup and no handler ran.
+    assert log.locator("img").count() == 0
+    assert page.evaluate("window.injected") is None
+
+
+def test_switching_streams_reconnects_and_shows_other_frames_as_json(page: Page, server: ServerProcess) -> None:
+    sockets = SocketRecorder(page)
+    page.goto(server.url)
+    expect(page.get_by_test_id("card")).to_have_count(len(CATEGORY_NAMES))
+
+    with page.expect_websocket(lambda socket: socket.url.endswith("/other")):
+        page.get_by_test_id("stream-picker").select_option("other")
+
+    expect(status(page)).to_have_attribute("data-state", "open")
+    assert sockets.urls() == [f"ws://127.0.0.1:{server.port}/", f"ws://127.0.0.1:{server.port}/other"]
+    if not sockets.sockets[0].is_closed():
+        sockets.sockets[0].wait_for_event("close")  # the first stream's socket is closed, not leaked
+    expect(page).to_have_url(f"{server.url}other")
+    expect(page.get_by_test_id("cards")).to_be_hidden()
+    body = page.get_by_test_id("frame-body")
+    expect(body).to_be_visible()
+    expect(body.locator(".json-key").first).to_have_text('"seq"')
+    expect(body).to_contain_text('"markup": "<b>bold</b>"')
+    assert body.locator("b").count() == 0
+    expect(page.get_by_test_id("snippet-code")).to_contain_text(f"new WebSocket('ws://127.0.0.1:{server.port}/other');")
+
+
+def test_page_opened_at_a_stream_path_preselects_that_stream(page: Page, server: ServerProcess) -> None:
+    with page.expect_websocket() as first_socket:
+        page.goto(f"{server.url}other")
+
+    expect(page.get_by_test_id("stream-picker")).to_have_value("other")
+    assert first_socket.value.url == f"ws://127.0.0.1:{server.port}/other"
+
+
+def test_disconnect_stays_closed_until_connect_is_pressed(page: Page, server: ServerProcess) -> None:
+    sockets = SocketRecorder(page)
+    page.goto(server.url)
+    expect(status(page)).to_have_attribute("data-state", "open")
+    toggle = page.get_by_test_id("connection-toggle")
+
+    toggle.click()
+    expect(status(page)).to_have_attribute("data-state", "closed")
+    expect(status(page)).to_contain_text("1000")
+    expect(toggle).to_have_text("Connect")
+    page.wait_for_timeout(1000)  # twice the longest first backoff delay: an auto-reconnect would have begun
+    expect(status(page)).to_have_attribute("data-state", "closed")
+    assert len(sockets.sockets) == 1
+
+    toggle.click()
+    expect(status(page)).to_have_attribute("data-state", "open")
+    expect(toggle).to_have_text("Disconnect")
+    assert len(sockets.sockets) == 2
+
+
+def test_log_keeps_the_200_newest_messages_newest_first(page: Page, server: ServerProcess) -> None:
+    page.goto(f"{server.url}fast")
+    page.wait_for_function(
+        "n => Number(document.querySelector('[data-testid=count-in]').textContent.replace(/,/g, '')) > n",
+        arg=LOG_LIMIT + 20,
+    )
+    page.get_by_test_id("log-pause").click()
+
+    entries = page.get_by_test_id("log-entry")
+    expect(entries).to_have_count(LOG_LIMIT)
+    first = entries.first
+    expect(first).to_have_attribute("data-direction", "in")
+    expect(first.locator(".log-time")).to_have_text(re.compile(r"^\d\d:\d\d:\d\d\.\d{3}$"))
+    expect(first.locator(".log-size")).to_have_text(re.compile(r"^\d+ B$"))
+    sequence = [json.loads(text)["seq"] for text in page.locator("[data-direction=in] [data-testid=log-body]").all_text_contents()]
+    # Consecutive frames, newest first, ending at the latest: the oldest were dropped, not the newest.
+    assert sequence == list(range(sequence[0], sequence[0] - LOG_LIMIT, -1))
+    assert sequence[0] > LOG_LIMIT
+
+
+def test_log_pause_freezes_it_and_clear_empties_it_while_counters_go_on(page: Page, server: ServerProcess) -> None:
+    page.goto(f"{server.url}fast")
+    entries = page.get_by_test_id("log-entry")
+    expect(entries.nth(10)).to_be_attached()
+    pause = page.get_by_test_id("log-pause")
+
+    pause.click()
+    expect(pause).to_have_text(re.compile(r"^Resume"))
+    frozen = entries.count()
+    count_in = page.get_by_test_id("count-in")
+    received_then = count_in.text_content()
+    expect(count_in).not_to_have_text(received_then)  # still receiving
+    assert entries.count() == frozen
+
+    page.get_by_test_id("log-clear").click()
+    expect(entries).to_have_count(0)
+    page.wait_for_timeout(200)
+    expect(entries).to_have_count(0)
+
+    pause.click()
+    expect(pause).to_have_text("Pause")
+    expect(entries.first).to_be_attached()
+    rate = float(page.get_by_test_id("rate").text_content().replace(",", ""))
+    assert 10 <= rate <= 150, rate  # the stream pushes every 10 ms
+
+
+def test_copy_button_puts_the_snippet_on_the_clipboard(browser: Browser, server: ServerProcess) -> None:
+    with open_page(browser, permissions=["clipboard-read", "clipboard-write"]) as page:
+        page.goto(server.url)
+        button = page.get_by_test_id("snippet-copy")
+        button.click()
+        expect(button).to_have_text("Copied")
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied == page.get_by_test_id("snippet-code").text_content()
+        assert f"new WebSocket('ws://127.0.0.1:{server.port}/')" in copied
+
+
+def test_restarted_server_shows_closed_then_the_page_reconnects(browser: Browser, tmp_path: Path) -> None:
+    """Stopping the server (SIGTERM) closes the page's socket with 1001; it reconnects when the server is back."""
+    server = ServerProcess(write_config(tmp_path, demo_config()), free_port(), tmp_path / "server.log")
+    try:
+        server.start()
+        with open_page(browser) as page:
+            page.goto(server.url)
+            expect(status(page)).to_have_attribute("data-state", "open")
+            expect(page.get_by_test_id("card")).to_have_count(len(CATEGORY_NAMES))
+
+            server.stop()
+            expect(status(page)).to_have_attribute("data-state", "closed")
+            closed = page.locator("[data-direction=event] [data-testid=log-body]", has_text="closed: ")
+            expect(closed.last).to_have_text(re.compile(r"^closed: 1001 server shutting down; retrying in \d+\.\d s$"))
+            expect(page.get_by_test_id("connection-retry")).to_have_text(re.compile(r"^retrying in \d+\.\d s$"))
+
+            server.start()  # same port
+            expect(status(page)).to_have_attribute("data-state", "open", timeout=15_000)
+            frame_time = page.get_by_test_id("frame-time").text_content()
+            expect(page.get_by_test_id("frame-time")).not_to_have_text(frame_time)  # frames flow again
+    finally:
+        server.stop()
+
+
+LAYOUTS = {
+    "laptop-light": {"viewport": {"width": 1280, "height": 900}, "color_scheme": "light"},
+    "phone-dark": {"viewport": {"width": 390, "height": 844}, "color_scheme": "dark", "is_mobile": True},
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_page_fits_the_screen_without_sideways_scrolling_in_the_chosen_color_scheme(
+    browser: Browser, server: ServerProcess, tmp_path: Path, layout: str
+) -> None:
+    """Also saves a full-page screenshot in the test's temporary folder, to look at when this fails."""
+    options = LAYOUTS[layout]
+    with open_page(browser, **options) as page:
+        page.goto(server.url)
+        expect(page.get_by_test_id("card")).to_have_count(len(CATEGORY_NAMES))
+        shot = tmp_path / f"{layout}.png"
+        page.screenshot(path=shot, full_page=True)
+        assert shot.stat().st_size > 10_000
+
+        assert page.evaluate("document.documentElement.scrollWidth") <= options["viewport"]["width"]
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        brightness = sum(int(c) for c in re.findall(r"\d+", background)[:3]) / 3
+        if options["color_scheme"] == "dark":
+            assert brightness < 64, background
+        else:
+            assert brightness > 192, background
