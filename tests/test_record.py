@@ -7,6 +7,7 @@ import asyncio
 import base64
 import io
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -14,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 from tornado.web import Application
-from tornado.websocket import WebSocketHandler
+from tornado.websocket import WebSocketHandler, websocket_connect
 
 import record
 from record import Console, FrameWriter, RecordError, RecordSummary
@@ -331,15 +333,17 @@ async def test_a_dropped_feed_is_reconnected_with_a_marker_and_the_same_clock(st
 @pytest.mark.gen_test
 async def test_each_frame_is_on_disk_before_the_next_one_arrives(start_feed, tmp_path):
     """Nothing received is lost if the recorder is killed."""
-    feed = start_feed(Script([(0, "one"), (500, "two")]))
+    feed = start_feed(Script([(0, "one"), (5000, "two")]))
     out = tmp_path / "r.jsonl"
-    recording = asyncio.ensure_future(record.record(feed.url, out, max_frames=2))
+    stop = asyncio.Event()
+    recording = asyncio.ensure_future(record.record(feed.url, out, stop=stop))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 0.4
     while loop.time() < deadline and not (out.exists() and out.read_bytes()):
         await asyncio.sleep(0.01)
     assert read_lines(out) == [{"t": 0, "text": "one"}]
     assert not recording.done()
+    stop.set()
     await recording
 
 
@@ -426,3 +430,80 @@ async def test_ctrl_c_mid_recording_exits_0_and_leaves_a_valid_file(start_feed, 
     assert recorder.returncode == 0, stderr
     frames = len(read_lines(out))
     assert stderr.startswith(f"recorded {frames} frames (") and stderr.endswith(f" s to {out}\n")
+
+
+# --- round trip: record, then replay with `timing: recorded` -------------------------------
+
+# What the server sends for each MIXED frame: data as compact JSON, text verbatim, binary as binary.
+REPLAYED = [
+    '{"name":"人像","value":1.5,"nested":{"ok":true}}',
+    "[1,2,3]",
+    PLAIN_TEXT,
+    JSON_NUMBER,
+    BINARY,
+]
+
+
+def replay_config(folder: Path, recording: Path, speed: float) -> Path:
+    """A server config with one stream replaying the recording once with its recorded timing."""
+    stream = {
+        "name": "recorded", "path": "/recorded", "source": "replay", "file": recording.name,
+        "timing": "recorded", "speed": speed, "loop": False,
+    }
+    config = {"server": {"host": "127.0.0.1", "port": 0, "ping_interval_s": 0}, "streams": [stream], "echo": None}
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+async def stream_url_from_banner(server: asyncio.subprocess.Process) -> str:
+    """Read the server's banner up to the line naming the /recorded stream's URL."""
+    banner = ""
+    while True:
+        line = (await server.stdout.readline()).decode()
+        banner += line
+        assert line, f"server exited before serving: {banner}{(await server.stderr.read()).decode()}"
+        if match := re.search(r"ws://127\.0\.0\.1:\d+/recorded", line):
+            return match.group()
+
+
+async def receive_all(url: str) -> list[tuple[float, str | bytes]]:
+    """Every message of a stream with its arrival time, until the server closes it."""
+    loop = asyncio.get_running_loop()
+    connection = await websocket_connect(url)
+    received = []
+    try:
+        while (message := await connection.read_message()) is not None:
+            received.append((loop.time(), message))
+    finally:
+        connection.close()
+    return received
+
+
+@pytest.mark.parametrize("speed", [1, 4])
+@pytest.mark.gen_test(timeout=10)
+async def test_a_recording_replays_with_its_frames_and_gaps(start_feed, tmp_path, speed):
+    """The server replays a recording (marker line included) with each frame's type and the recorded gaps."""
+    feed = start_feed(Script(MIXED[:3], then_close=True), Script(MIXED[3:]))
+    recording = tmp_path / "recording.jsonl"
+    await record.record(feed.url, recording, max_frames=len(MIXED), first_backoff_s=0.05)
+    entries = read_lines(recording)
+    assert [e.get("event") for e in entries].count("reconnected") == 1
+    frame_times = [e["t"] for e in entries if "event" not in e]
+
+    command = [sys.executable, str(ROOT / "server.py"), "-c", str(replay_config(tmp_path, recording, speed))]
+    server = await asyncio.create_subprocess_exec(
+        *command, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        received = await receive_all(await stream_url_from_banner(server))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, stderr = await server.communicate()
+    assert server.returncode == 0, stderr.decode()
+
+    assert [message for _, message in received] == REPLAYED
+    replay_gaps = [round((b - a) * 1000) for (a, _), (b, _) in zip(received, received[1:])]
+    recorded_gaps = [(b - a) / speed for a, b in zip(frame_times, frame_times[1:])]
+    for got, want in zip(replay_gaps, recorded_gaps):
+        assert abs(got - want) <= TOLERANCE_MS, f"replayed gaps {replay_gaps} vs recorded / {speed} {recorded_gaps}"
