@@ -149,7 +149,7 @@ function renderStatus() {
   // The countdown lives outside the live region so screen readers are not told every tick.
   setText(ui.retry, retryAt ? `retrying in ${Math.max(0, (retryAt - Date.now()) / 1000).toFixed(1)} s` : "");
   setText(ui.toggle, wanted ? "Disconnect" : "Connect");
-  const title = `${selected.name} (${state}) · mock push server`;
+  const title = `${selected.name} (${state}) · Mock WebSocket push server`;
   if (document.title !== title) document.title = title;
 }
 
