@@ -283,7 +283,7 @@ class Feed:
         self.close()  # a dropped connection still holds resources until closed
         request = HTTPRequest(
             self.url,
-            headers=HTTPHeaders(self.headers),
+            headers=HTTPHeaders(self.headers),  # a copy: the handshake adds its own headers to it
             connect_timeout=self.connect_timeout_s,
             request_timeout=self.connect_timeout_s,
         )
