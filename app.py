@@ -8,7 +8,8 @@ from tornado.httputil import HTTPServerRequest
 from tornado.routing import Matcher, PathMatches, Rule
 from tornado.web import Application
 
-from handlers.api import HealthHandler, StreamsHandler
+from handlers.api import ApiNotFoundHandler, HealthHandler, StreamsHandler
+from handlers.control import PauseHandler, PushFrameHandler, ResumeHandler, SeekHandler, StreamHandler
 from handlers.demo import DemoHandler
 from handlers.echo import EchoHandler
 from handlers.push import PushHandler
@@ -43,6 +44,12 @@ def make_app(hub: Hub, **settings: object) -> Application:
         [
             (r"/healthz", HealthHandler),
             (r"/api/streams", StreamsHandler, {"hub": hub}),
+            (r"/api/streams/([^/]+)", StreamHandler, {"hub": hub}),
+            (r"/api/streams/([^/]+)/push", PushFrameHandler, {"hub": hub}),
+            (r"/api/streams/([^/]+)/pause", PauseHandler, {"hub": hub}),
+            (r"/api/streams/([^/]+)/resume", ResumeHandler, {"hub": hub}),
+            (r"/api/streams/([^/]+)/seek", SeekHandler, {"hub": hub}),
+            (r"/api/.*", ApiNotFoundHandler),
             Rule(EchoPathMatches(hub), EchoHandler, {"hub": hub}),
             Rule(StreamPathMatches(hub), PushHandler, {"hub": hub}),
             Rule(PathMatches(r"/"), DemoHandler),

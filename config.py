@@ -110,9 +110,10 @@ class AppConfig:
 class ConfigError(Exception):
     """Everything wrong with a config file, one line per problem."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], mock_files: list[Path] | None = None) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+        self.mock_files = mock_files or []  # files it names, found or not: a watcher waits for them
 
 
 def load_config(path: str | Path) -> AppConfig:
@@ -148,7 +149,7 @@ def parse_config(text: str, path: Path) -> AppConfig:
     problems += _check_names_and_paths(streams, echo_path, where)
     sources, mock_files = _build_sources(streams, path.parent, where, problems)
     if problems or settings is None:
-        raise ConfigError(problems)
+        raise ConfigError(problems, list(mock_files.values()))
     return AppConfig(path, settings, sources, mock_files)
 
 

@@ -25,6 +25,7 @@ from tornado.netutil import bind_sockets
 
 from app import make_app
 from config import AppConfig, ConfigError, load_config
+from reload import ConfigWatcher
 from streams.hub import Hub
 
 log = logging.getLogger("mockws")
@@ -45,6 +46,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, help="listen port, overrides server.port (0: any free port)")
     parser.add_argument("--check", action="store_true",
                         help="validate the config and its mock files, print what would be served, and exit")
+    parser.add_argument("--no-watch", action="store_true",
+                        help="do not apply edits of the config and mock files while running")
     parser.add_argument("--log-level", default="info", type=str.lower,
                         choices=["debug", "info", "warning", "error"], help="default: info")
     return parser.parse_args(argv)
@@ -75,12 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         print(describe(config, host, port, checked=True))
         return 0
     try:
-        return asyncio.run(serve(config, host, port))
+        return asyncio.run(serve(config, host, port, watch=not args.no_watch))
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
         return 130
 
 
-async def serve(config: AppConfig, host: str, port: int) -> int:
+async def serve(config: AppConfig, host: str, port: int, watch: bool = True) -> int:
     """Serve until SIGINT/SIGTERM, then shut down in order."""
     try:
         sockets = bind_sockets(port, host)
@@ -94,7 +97,10 @@ async def serve(config: AppConfig, host: str, port: int) -> int:
     hub = Hub(config)
     server = HTTPServer(make_app(hub))
     server.add_sockets(sockets)
-    print(describe(config, host, sockets[0].getsockname()[1]), flush=True)
+    print(describe(config, host, sockets[0].getsockname()[1], watching=watch), flush=True)
+    watcher = ConfigWatcher(config, hub.apply)
+    if watch:
+        watcher.start()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -103,6 +109,7 @@ async def serve(config: AppConfig, host: str, port: int) -> int:
     await stop.wait()
 
     log.info("shutting down")
+    watcher.stop()
     server.stop()  # 1. stop accepting connections
     hub.stop()  # 2. stop every stream's clock
     hub.close_all(1001, "server shutting down")  # 3. close WebSockets ourselves: Tornado does not
@@ -143,7 +150,7 @@ def raise_open_file_limit(max_clients: int) -> None:
                     "raise it with `ulimit -n %d` before starting", target, target - 256, max_clients, want)
 
 
-def describe(config: AppConfig, host: str, port: int, checked: bool = False) -> str:
+def describe(config: AppConfig, host: str, port: int, checked: bool = False, watching: bool = True) -> str:
     """The banner: every URL the server serves, with each stream's source and timing."""
     shown = "localhost" if host in ("0.0.0.0", "::", "") else host
     http, ws = f"http://{shown}:{port}", f"ws://{shown}:{port}"
@@ -160,7 +167,7 @@ def describe(config: AppConfig, host: str, port: int, checked: bool = False) -> 
     if host in ("0.0.0.0", "::", ""):
         lines.append("  listening on every interface: other devices use this machine's LAN address")
     if not checked:
-        lines.append("Press Ctrl-C to stop.")
+        lines.append(("Edits to the config and mock files apply live. " if watching else "") + "Press Ctrl-C to stop.")
     return "\n".join(lines)
 
 

@@ -1,13 +1,21 @@
-"""The HTTP API: health and stream listing (read-only, open to every client)."""
+"""The read-only HTTP API: health and the stream list, open to every client."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from tornado.web import RequestHandler
+from tornado.web import HTTPError, RequestHandler
 
 from streams.hub import Hub
+
+
+class ApiError(HTTPError):
+    """An HTTP error whose message goes to the client as {"error": message}."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(status_code)
+        self.message = message
 
 
 class JsonHandler(RequestHandler):
@@ -24,7 +32,8 @@ class JsonHandler(RequestHandler):
         self.finish(json.dumps(value, ensure_ascii=False))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        self.write_json({"error": self._reason}, status_code)
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        self.write_json({"error": error.message if isinstance(error, ApiError) else self._reason}, status_code)
 
 
 class HealthHandler(JsonHandler):
@@ -32,6 +41,13 @@ class HealthHandler(JsonHandler):
 
     def get(self) -> None:
         self.write_json({"status": "ok"})
+
+
+class ApiNotFoundHandler(JsonHandler):
+    """Any other /api/ URL: a JSON 404 instead of an HTML page."""
+
+    def prepare(self) -> None:
+        raise ApiError(404, f"no API endpoint {self.request.path}; see GET /api/streams")
 
 
 class StreamsHandler(JsonHandler):

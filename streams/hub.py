@@ -90,6 +90,44 @@ class Hub:
             return False
         return True
 
+    # -- live reload
+
+    def apply(self, new: AppConfig) -> list[str]:
+        """Switch to a new config in place, keeping clients connected; returns what changed, for the log."""
+        old, changes = self.config, []
+        self.config = new
+        old_server, server = old.settings.server, new.settings.server
+        for key in ("host", "port"):
+            if getattr(old_server, key) != getattr(server, key):
+                changes.append(f"server.{key} {getattr(old_server, key)} -> {getattr(server, key)} "
+                               "needs a restart (still listening where it was)")
+        for key in type(server).model_fields:
+            if key not in ("host", "port") and getattr(old_server, key) != getattr(server, key):
+                shown = "(changed)" if key == "api_token" else f"{getattr(old_server, key)} -> {getattr(server, key)}"
+                changes.append(f"server.{key} {shown}")
+        if self.echo_path != (old.settings.echo.path if old.settings.echo else None):
+            changes.append(f"echo {'at ' + self.echo_path if self.echo_path else 'off'}")
+        seed_changed = old.settings.random_seed != new.settings.random_seed
+        if seed_changed:
+            changes.append(f"random_seed {old.settings.random_seed} -> {new.settings.random_seed}")
+        streams: dict[str, Stream] = {}
+        for stream_config in new.streams:
+            stream = self.streams.pop(stream_config.name, None)
+            if stream is None:
+                streams[stream_config.name] = self._make_stream(stream_config)
+                changes.append(f"new stream {stream_config.name} at {stream_config.path}")
+                continue
+            changes += stream.update(stream_config, new.sources[stream_config.name], server)
+            if seed_changed:
+                stream.rng = stream_rng(new.settings.random_seed, stream_config.name)
+            streams[stream_config.name] = stream
+        for name, removed in self.streams.items():
+            removed.close_all(1001, "stream removed")
+            removed.stop()
+            changes.append(f"stream {name} removed")
+        self.streams = streams
+        return changes
+
     def describe(self) -> list[dict[str, Any]]:
         """Every stream as the HTTP API lists them."""
         return [stream.describe() for stream in self.streams.values()]

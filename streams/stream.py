@@ -169,6 +169,106 @@ class Stream:
             self.unsubscribe(client)
             client.close(code, reason)
 
+    # -- control (HTTP API and live reload)
+
+    def pause(self) -> None:
+        """Stop the clock; clients stay connected and pushes still go out (idempotent)."""
+        if not self.paused:
+            self.paused = True
+            self._paused_at = IOLoop.current().time()
+            self._clock.stop()
+
+    def resume(self) -> None:
+        """Restart the clock where it stopped: every timeline keeps its position and phase (idempotent)."""
+        if not self.paused:
+            return
+        self.paused = False
+        self._shift_timelines(IOLoop.current().time() - self._paused_at)
+        if self._subscribers:
+            self._clock.start()
+
+    def seek(self, index: int) -> None:
+        """Make entry ``index`` the next frame of the shared replay timeline."""
+        if self._shared is None:
+            self._shared = Timeline(None, self.source.new_state(), IOLoop.current().time())
+            self._clock.add(self._shared)
+        due = self._shared.due
+        self._shared.index = index
+        offsets = self.source.offsets_s if self.config.timing == "recorded" else None
+        if offsets is not None:
+            self._shared.epoch = due - offsets[index] / self.config.speed
+
+    @property
+    def position(self) -> int | None:
+        """Index of the next entry of a shared replay timeline; None for other streams."""
+        if self.config.timeline != "shared" or self.source.length is None:
+            return None
+        return self._shared.index % self.source.length if self._shared is not None else 0
+
+    def update(self, config: StreamConfig, source: Source, server: ServerConfig) -> list[str]:
+        """Apply a new config in place, keeping clients connected; returns what changed, for the log."""
+        old, old_source = self.config, self.source
+        changes = [f"{config.name} {key} {_show(getattr(old, key))} -> {_show(getattr(config, key))}"
+                   for key in type(config).model_fields
+                   if key not in ("name", "template") and getattr(old, key) != getattr(config, key)]
+        data_changed = _frames_differ(old_source, source)
+        if data_changed:
+            changes.append(f"{config.name} template changed" if source.length is None
+                           else f"{config.name} file reloaded ({source.length} entries)")
+        self.config, self.source, self.server = config, source, server
+        if old.timeline != config.timeline:
+            self._restart_timelines()
+            return changes
+        if data_changed:
+            for timeline in self._timelines():
+                if source.length is not None:  # a new file: replay restarts at entry 0
+                    timeline.index = 0
+                    timeline.epoch = timeline.due
+                if type(old_source) is not type(source) or source.length is None:
+                    seq = timeline.state[0] if isinstance(timeline.state, list) else 0
+                    timeline.state = source.new_state()
+                    if isinstance(timeline.state, list):
+                        timeline.state[0] = seq  # $seq keeps counting across a template edit
+        if (old.interval_ms, old.timing, old.speed) != (config.interval_ms, config.timing, config.speed):
+            self._retime(old.interval_ms / 1000, config.interval_ms / 1000)
+        return changes
+
+    def detail(self) -> dict[str, Any]:
+        """The stream's settings and live state, for GET /api/streams/{name}."""
+        settings = self.config.model_dump(exclude={"template"} if self.config.source == "replay" else set())
+        return {**settings, **self.describe(), "position": self.position, "paused": self.paused,
+                "frames_dropped": self.frames_dropped,
+                "entries": self.source.length}
+
+    def _timelines(self) -> list[Timeline]:
+        if self._shared is not None:
+            return [self._shared]
+        return [sub.timeline for sub in self._subscribers.values() if sub.timeline is not None]
+
+    def _shift_timelines(self, delta_s: float) -> None:
+        for timeline in self._timelines():
+            self._clock.remove(timeline)
+            _rebase(timeline, timeline.due + delta_s)
+            self._clock.add(timeline)
+
+    def _retime(self, old_interval_s: float, new_interval_s: float) -> None:
+        """A new interval applies from the last frame sent: 3000 -> 1000 ms speeds up at once."""
+        now = IOLoop.current().time()
+        self._clock.set_quantum(_quantum(self.config))
+        for timeline in self._timelines():
+            self._clock.remove(timeline)
+            _rebase(timeline, max(now, timeline.due - old_interval_s + new_interval_s))
+            self._clock.add(timeline)
+
+    def _restart_timelines(self) -> None:
+        """per-client <-> shared: every client gets a timeline of the new kind, without reconnecting."""
+        clients = list(self._subscribers)
+        self._clock.clear()
+        self._shared = self._last_shared = None
+        self._subscribers.clear()
+        for client in clients:
+            self.subscribe(client)
+
     # -- scheduling
 
     def _subscribe_shared(self, sub: Subscriber, now: float) -> None:
@@ -319,6 +419,19 @@ def _quantum(config: StreamConfig) -> float:
     if config.timing == "recorded":
         return 0.002
     return min(0.010, max(0.0005, config.interval_ms / 1000 / 20))
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _frames_differ(old: Source, new: Source) -> bool:
+    """Whether two sources would send different frames."""
+    if type(old) is not type(new):
+        return True
+    if new.length is None:
+        return old.template.source_text != new.template.source_text
+    return [f.data for f in old.frames] != [f.data for f in new.frames] or old.offsets_s != new.offsets_s
 
 
 def _rebase(timeline: Timeline, due: float) -> None:

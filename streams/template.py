@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import json
 import time
 from collections.abc import Callable, Mapping
 from random import Random
@@ -50,9 +51,10 @@ class TemplateError(ValueError):
 class CompiledTemplate:
     """A template ready to render frames: literal JSON text with generator holes."""
 
-    __slots__ = ("_format", "_leaves", "_initial_state")
+    __slots__ = ("_format", "_leaves", "_initial_state", "source_text")
 
-    def __init__(self, parts: list[Part], initial_state: list[Any]) -> None:
+    def __init__(self, parts: list[Part], initial_state: list[Any], source_text: str = "") -> None:
+        self.source_text = source_text  # the template it was compiled from, to tell edits apart
         self._format = "".join(p.replace("{", "{{").replace("}", "}}") if isinstance(p, str) else "{}"
                                for p in parts)
         self._leaves = tuple(p for p in parts if not isinstance(p, str))
@@ -76,7 +78,7 @@ def compile_template(template: Any) -> CompiledTemplate:
     """Compile a template, raising TemplateError for the first problem found."""
     compiler = _Compiler()
     parts = compiler.compile(template, ())
-    return CompiledTemplate(parts, compiler.initial_state)
+    return CompiledTemplate(parts, compiler.initial_state, json.dumps(template, sort_keys=True, default=str))
 
 
 class _Compiler:

@@ -78,6 +78,7 @@ def test_sigterm_closes_clients_with_1001_and_exits_0_within_2s(server):
         for conn in conns:
             while await asyncio.wait_for(conn.read_message(), 2) is not None:
                 pass
+            conn.close()
         return [(c.close_code, c.close_reason) for c in conns], started
 
     closes, started = asyncio.run(connect_then_wait_for_close())

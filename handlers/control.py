@@ -1,0 +1,141 @@
+"""The control API: inspect one stream, push a frame, pause, resume and seek.
+
+POST endpoints change what clients see, so they answer only loopback clients,
+unless ``server.api_token`` is set: then every client, local or not, must send
+``Authorization: Bearer <token>``. GET endpoints stay open (the demo page reads
+them from any device).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+from typing import Any
+
+from tornado.web import stream_request_body
+
+from handlers.api import ApiError, JsonHandler
+from streams.jsontext import dumps
+from streams.sources import Frame
+from streams.stream import Stream
+
+
+class StreamHandler(JsonHandler):
+    """GET /api/streams/{name}: settings and live state of one stream."""
+
+    def get(self, name: str) -> None:
+        self.write_json(find_stream(self, name).detail())
+
+
+@stream_request_body
+class ControlHandler(JsonHandler):
+    """A POST/PUT endpoint: authorised clients only, bodies bounded by server.max_body_bytes."""
+
+    def prepare(self) -> None:
+        self._body = bytearray()
+        self._check_access()
+        limit = self.hub.server.max_body_bytes
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise ApiError(413, f"body too large: {length} bytes, the limit is {limit} "
+                                        "(server.max_body_bytes)")
+        self.request.connection.set_max_body_size(limit)
+
+    def data_received(self, chunk: bytes) -> None:
+        self._body += chunk
+
+    def _check_access(self) -> None:
+        token = self.hub.server.api_token
+        if token is not None:
+            sent = self.request.headers.get("Authorization", "")
+            if not (sent.startswith("Bearer ") and hmac.compare_digest(sent[7:].encode(), token.encode())):
+                self.set_header("WWW-Authenticate", 'Bearer realm="mock-ws control API"')
+                raise ApiError(401, "missing or wrong token: send 'Authorization: Bearer <server.api_token>'")
+        elif not _is_loopback(self.request.remote_ip):
+            raise ApiError(403, "the control API answers only this machine (loopback) unless "
+                                        "server.api_token is set; then send 'Authorization: Bearer <token>'")
+
+    def json_body(self) -> Any:
+        """The request body parsed as JSON, or 400 with the parser's message."""
+        try:
+            return json.loads(self._body or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ApiError(400, f"invalid JSON body: {e}") from None
+
+
+class PushFrameHandler(ControlHandler):
+    """POST /api/streams/{name}/push: send a frame to every client now, outside the schedule."""
+
+    def post(self, name: str) -> None:
+        stream = find_stream(self, name)
+        content_type = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if content_type == "text/plain":
+            try:
+                frame = Frame.text(self._body.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise ApiError(400, "text/plain body is not UTF-8") from None
+        elif content_type == "application/octet-stream":
+            frame = Frame(bytes(self._body), binary=True)
+        else:
+            if not self._body:
+                raise ApiError(400, "empty body: send JSON, or text with Content-Type: text/plain")
+            frame = Frame.text(dumps(self.json_body()))
+        self.write_json({"sent_to": stream.push(frame)})
+
+
+class PauseHandler(ControlHandler):
+    """POST /api/streams/{name}/pause: stop the stream's clock; clients stay connected."""
+
+    def post(self, name: str) -> None:
+        stream = find_stream(self, name)
+        stream.pause()
+        self.write_json(stream.detail())
+
+
+class ResumeHandler(ControlHandler):
+    """POST /api/streams/{name}/resume: restart the clock where it stopped."""
+
+    def post(self, name: str) -> None:
+        stream = find_stream(self, name)
+        stream.resume()
+        self.write_json(stream.detail())
+
+
+class SeekHandler(ControlHandler):
+    """POST /api/streams/{name}/seek {"index": N}: jump a shared replay timeline to entry N."""
+
+    def post(self, name: str) -> None:
+        stream = find_stream(self, name)
+        if stream.config.timeline != "shared" or stream.source.length is None:
+            raise ApiError(409, f"seek needs a shared replay timeline; {name} is "
+                                        f"{stream.config.timeline} {stream.config.source} (each client has its "
+                                        "own position)" if stream.config.timeline != "shared" else
+                                        f"seek needs a replay source; {name} is random")
+        body = self.json_body()
+        index = body.get("index") if isinstance(body, dict) else None
+        length = stream.source.length
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < length:
+            raise ApiError(400, f'send {{"index": N}} with N from 0 to {length - 1}, got {_short(body)}')
+        stream.seek(index)
+        self.write_json(stream.detail())
+
+
+def find_stream(handler: JsonHandler, name: str) -> Stream:
+    """The stream called ``name``, or 404 listing the names there are."""
+    stream = handler.hub.streams.get(name)
+    if stream is None:
+        raise ApiError(404, f"no stream named {name!r}; streams: {', '.join(handler.hub.streams) or 'none'}")
+    return stream
+
+
+def _is_loopback(ip: str | None) -> bool:
+    try:
+        return ip is not None and ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False  # e.g. a unix socket peer: not provably local
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
