@@ -45,6 +45,9 @@ class HubWebSocketHandler(WebSocketHandler):
         return self.hub.server.ping_timeout_s or None
 
     def open(self, *args: str, **kwargs: str) -> None:
+        # frames are pushed as they are due: without this, Nagle's algorithm and the peer's
+        # delayed ACK hold a frame for ~40 ms after the client has sent anything
+        self.set_nodelay(True)
         self.hub.add_socket(self)
 
     def on_close(self) -> None:

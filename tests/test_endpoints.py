@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import pytest
 from tornado.httpclient import HTTPClientError, HTTPRequest
@@ -107,3 +108,15 @@ async def test_message_over_max_message_bytes_closes_with_1009(ws_connect):
     await conn.write_message("x" * 2000)
     assert await conn.read_message() is None
     assert conn.close_code == 1009
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("path", ["/", "/echo"])
+async def test_sockets_send_without_nagle_delay(ws_connect, hub, path):
+    """TCP_NODELAY: a frame is not held back ~40 ms by Nagle + delayed ACK after the client spoke."""
+    conn = await ws_connect(path)
+    await conn.write_message("hello")
+    await conn.read_message()
+    [handler] = hub.sockets
+    sock = handler.ws_connection.stream.socket
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
