@@ -263,9 +263,10 @@ class Stream:
     def _restart_timelines(self) -> None:
         """per-client <-> shared: every client gets a timeline of the new kind, without reconnecting."""
         clients = list(self._subscribers)
+        for client in clients:
+            self.unsubscribe(client)
         self._clock.clear()
         self._shared = self._last_shared = None
-        self._subscribers.clear()
         for client in clients:
             self.subscribe(client)
 

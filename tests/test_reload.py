@@ -178,3 +178,19 @@ def test_running_server_applies_an_edit_without_dropping_clients(tmp_path):
 
         assert asyncio.run(scenario())[2] < 0.1
     assert "reloaded config.yaml: stats interval_ms 300 -> 30" in server.log_path.read_text()
+
+
+@pytest.mark.config(stats={"template": {"n": {"$seq": True}}})
+@pytest.mark.gen_test
+async def test_switching_to_a_shared_timeline_keeps_clients_and_syncs_them(ws_connect, hub, watcher, config_path):
+    first, second = await ws_connect("/"), await ws_connect("/")
+    await first.read_message()
+    await second.read_message()
+    save(config_path, stats={"timeline": "shared"})
+    await settle(lambda: hub.streams["stats"].config.timeline == "shared")
+    for _ in range(3):
+        await first.read_message()
+    a = json.loads(await first.read_message())["n"]
+    while (b := json.loads(await second.read_message())["n"]) < a:
+        pass
+    assert a == b and first.close_code is None and second.close_code is None
