@@ -23,7 +23,7 @@ if _missing is not None:
         pytest.fail(f"CI=true, so the browser tests must run, but {_missing}", pytrace=False)
     pytest.skip(_missing, allow_module_level=True)
 
-from playwright.sync_api import Browser, Locator, Page, WebSocket, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Locator, Page, Route, WebSocket, expect, sync_playwright  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -32,15 +32,25 @@ SPARKLINE_POINTS = 60
 LOG_LIMIT = 200
 
 
-def demo_config() -> dict[str, Any]:
-    """The default streams' shape at test speed, plus a non-stats stream and a very fast one."""
+# A replay of a plain-text, a binary and a JSON frame (recorded-file syntax, sent one per interval).
+MIXED_FRAMES = (
+    '{"t": 0, "text": "plain <i>text</i>"}\n'
+    '{"t": 1, "b64": "AAEC/w=="}\n'
+    '{"t": 2, "data": {"after": "json"}}\n'
+)
+
+
+def write_demo_config(folder: Path) -> Path:
+    """The default streams' shape at test speed, plus a non-stats stream, a very fast one and a mixed replay."""
+    (folder / "mixed.jsonl").write_text(MIXED_FRAMES, encoding="utf-8")
     data = edit_config(base_config(), stats={"interval_ms": 30}, replay=None)
     data["streams"] += [
         {"name": "other", "path": "/other", "source": "random", "interval_ms": 50,
          "template": {"seq": {"$seq": True}, "level": {"$choice": ["low", "high"]}, "markup": "<b>bold</b>"}},
         {"name": "fast", "path": "/fast", "source": "random", "interval_ms": 10, "template": {"seq": {"$seq": True}}},
+        {"name": "mixed", "path": "/mixed", "source": "replay", "file": "mixed.jsonl", "interval_ms": 50},
     ]
-    return data
+    return write_config(folder, data)
 
 
 THOUSANDS = re.compile(r"^\d{1,3}(,\d{3})*$")
@@ -59,7 +69,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     folder = tmp_path_factory.mktemp("demo-server")
-    server = ServerProcess(write_config(folder, demo_config()), free_port(), folder / "server.log")
+    server = ServerProcess(write_demo_config(folder), free_port(), folder / "server.log")
     server.start()
     try:
         yield server
@@ -121,7 +131,7 @@ def test_page_lists_the_streams_and_connects_to_the_first(page: Page, server: Se
     page.goto(server.url)
 
     picker = page.get_by_test_id("stream-picker")
-    expect(picker.locator("option")).to_have_text(["stats (/)", "other (/other)", "fast (/fast)"])
+    expect(picker.locator("option")).to_have_text(["stats (/)", "other (/other)", "fast (/fast)", "mixed (/mixed)"])
     expect(picker).to_have_value("stats")
     expect(status(page)).to_have_attribute("data-state", "open")
     expect(status(page)).to_have_text("open")
@@ -238,6 +248,49 @@ def test_switching_streams_reconnects_and_shows_other_frames_as_json(page: Page,
     expect(page.get_by_test_id("snippet-code")).to_contain_text(f"new WebSocket('ws://127.0.0.1:{server.port}/other');")
 
 
+def test_text_and_binary_frames_are_logged_as_text_with_their_size(page: Page, server: ServerProcess) -> None:
+    page.goto(f"{server.url}mixed")
+
+    log = page.get_by_test_id("log")
+    text = log.locator("[data-direction=in]", has_text="plain <i>text</i>").first
+    expect(text.get_by_test_id("log-body")).to_have_text("plain <i>text</i>")
+    expect(text.locator(".log-size")).to_have_text("17 B")
+    binary = log.locator("[data-direction=in]", has_text="binary:").first
+    expect(binary.get_by_test_id("log-body")).to_have_text("binary: 00 01 02 ff")
+    expect(binary.locator(".log-size")).to_have_text("4 B")
+    assert log.locator("i").count() == 0
+    # Once JSON has arrived the panel keeps showing the latest JSON frame, not the text between.
+    expect(page.get_by_test_id("frame-kind")).to_have_text("JSON · 16 B")
+    expect(page.get_by_test_id("frame-body")).to_have_text('{\n  "after": "json"\n}')
+
+
+def test_stream_facts_show_paused_and_enabled_faults_when_the_api_reports_them(page: Page, server: ServerProcess) -> None:
+    """The fields come from later server versions; here the API answer is extended in the browser."""
+
+    def with_state(route: Route) -> None:
+        streams = route.fetch().json()
+        extra = {
+            "stats": {"paused": True, "faults": {"drop_rate": 0.25, "delay_ms": 0, "disconnect": False}},
+            "other": {"paused": False, "faults": {"drop_rate": 0, "corrupt": False}},
+            "fast": {"paused": False, "faults": None},
+        }
+        route.fulfill(json=[{**stream, **extra.get(stream["name"], {})} for stream in streams])
+
+    page.route("**/api/streams", with_state)
+    try:
+        page.goto(server.url)
+        expect(page.get_by_test_id("fact-paused")).to_have_text("paused")
+        expect(page.get_by_test_id("fact-faults")).to_have_text("faults on (drop_rate: 0.25)")
+        for name in ("other", "fast"):  # everything off, or no faults at all: no badges
+            page.get_by_test_id("stream-picker").select_option(name)
+            expect(page.get_by_test_id("fact-source")).to_be_visible()
+            expect(page.get_by_test_id("fact-paused")).to_have_count(0)
+            expect(page.get_by_test_id("fact-faults")).to_have_count(0)
+    finally:
+        # The page refreshes the list every few seconds: no handler may run while the page closes.
+        page.unroute_all(behavior="wait")
+
+
 def test_page_opened_at_a_stream_path_preselects_that_stream(page: Page, server: ServerProcess) -> None:
     with page.expect_websocket() as first_socket:
         page.goto(f"{server.url}other")
@@ -325,7 +378,7 @@ def test_copy_button_puts_the_snippet_on_the_clipboard(browser: Browser, server:
 
 def test_restarted_server_shows_closed_then_the_page_reconnects(browser: Browser, tmp_path: Path) -> None:
     """Stopping the server (SIGTERM) closes the page's socket with 1001; it reconnects when the server is back."""
-    server = ServerProcess(write_config(tmp_path, demo_config()), free_port(), tmp_path / "server.log")
+    server = ServerProcess(write_demo_config(tmp_path), free_port(), tmp_path / "server.log")
     try:
         server.start()
         with open_page(browser) as page:
