@@ -142,7 +142,7 @@ function drawFrame() {
 function renderStatus() {
   const { state, lastClose, retryAt, attempt, wanted } = connection;
   let text = state;
-  if (state === "connecting" && attempt > 0) text = `connecting (attempt ${attempt + 1})`;
+  if (state === "connecting" && attempt > 0) text = `reconnecting (attempt ${attempt})`;
   if (state === "closed" && lastClose) text = `closed · ${describeClose(lastClose)}`;
   ui.status.dataset.state = state;
   setText(ui.status, text);

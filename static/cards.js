@@ -4,7 +4,7 @@
 import { h, svg } from "./dom.js";
 import { formatChange, formatNumber } from "./format.js";
 
-export const SPARKLINE_POINTS = 60;
+const SPARKLINE_POINTS = 60;
 
 // The upstream data really spells it "toadyValue"; "todayValue" is accepted too for fixed feeds.
 const TODAY_KEYS = ["toadyValue", "todayValue"];
@@ -117,7 +117,7 @@ function renderCard({ latest, history, elements }) {
  * Polyline points in a 100x30 box, oldest at the left edge and newest at the right, scaled
  * between the series' own low and high; a flat series (or a single value) is drawn mid-height.
  */
-export function sparklinePoints(values) {
+function sparklinePoints(values) {
   if (values.length === 1) return "0,15 100,15";
   const low = Math.min(...values);
   const span = Math.max(...values) - low;

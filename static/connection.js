@@ -1,8 +1,8 @@
 // One WebSocket kept open on the user's behalf: visible state, automatic reconnect with capped
 // exponential backoff and jitter, and no reconnect after the user chose to disconnect.
 
-export const BACKOFF_FIRST_MS = 500;
-export const BACKOFF_CAP_MS = 10_000;
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_CAP_MS = 10_000;
 
 /** Names for close codes that usually arrive without a reason (RFC 6455 section 7.4.1). */
 const CLOSE_CODE_NAMES = {
@@ -38,7 +38,7 @@ export class Connection extends EventTarget {
     this.wanted = false; // false once the user pressed Disconnect: never reconnect then
     this.lastClose = null; // {code, reason} of the latest close, null while open
     this.retryAt = null; // epoch ms of the next attempt while waiting to reconnect
-    this.attempt = 0; // failed attempts since the last successful open
+    this.attempt = 0; // reconnect attempts since the last successful open
     this.socket = null;
     this.retryTimer = null;
   }
@@ -48,7 +48,11 @@ export class Connection extends EventTarget {
     this.wanted = true;
     this.attempt = 0;
     this.#cancelRetry();
-    if (!this.socket) this.#open();
+    if (this.socket) {
+      this.#setState(this.state); // still closing after a Disconnect: its close event reconnects
+    } else {
+      this.#open();
+    }
   }
 
   /** Close on purpose (1000) and stay closed until `connect()`. */

@@ -4,7 +4,7 @@
 import { h } from "./dom.js";
 import { formatBytes, formatClock } from "./format.js";
 
-export const LOG_LIMIT = 200;
+const LOG_LIMIT = 200;
 const PREVIEW_CHARS = 2000; // a log line is a preview; the frame panel shows the whole frame
 const RATE_WINDOW_MS = 10_000;
 
