@@ -5,9 +5,48 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tornado.websocket import WebSocketHandler
+from tornado.websocket import WebSocketHandler, WebSocketProtocol, WebSocketProtocol13
 
 from streams.hub import Hub
+
+_DATA_AND_CONTROL_OPCODES = (0x0, 0x1, 0x2, 0x8, 0x9, 0xA)
+
+
+class StrictProtocol(WebSocketProtocol13):
+    """Tornado's RFC 6455 protocol plus the client checks it leaves out.
+
+    Tornado accepts unmasked client frames and drops the TCP connection on
+    invalid UTF-8 or an unknown opcode; RFC 6455 says a server must fail an
+    unmasked frame (5.1) and suggests 1002 and 1007, which tell the developer
+    of a broken client what it did wrong. Tornado's private ``_frame_mask``
+    is the only place where it remembers whether a frame was masked.
+    """
+
+    async def _receive_frame(self) -> None:
+        self._frame_mask = None  # set by Tornado only when the frame carries a mask
+        await super()._receive_frame()
+        if self._frame_mask is None and not self.client_terminated:
+            # an unmasked fragment, which Tornado buffered without delivering
+            self._fail(1002, "client frames must be masked")
+
+    def _handle_message(self, opcode: int, data: bytes) -> Any:
+        if self.client_terminated:
+            return None
+        if self._frame_mask is None:
+            return self._fail(1002, "client frames must be masked")
+        if opcode not in _DATA_AND_CONTROL_OPCODES:
+            return self._fail(1002, f"unknown opcode {opcode:#x}")
+        if opcode == 0x1 and self._decompressor is None:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                return self._fail(1007, "text frame is not valid UTF-8")
+        return super()._handle_message(opcode, data)
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Send a close frame, then drop the connection (as Tornado does for 1009)."""
+        self.close(code, reason)
+        self._abort()
 
 
 class HubWebSocketHandler(WebSocketHandler):
@@ -43,6 +82,10 @@ class HubWebSocketHandler(WebSocketHandler):
     @property
     def ping_timeout(self) -> float | None:
         return self.hub.server.ping_timeout_s or None
+
+    def get_websocket_protocol(self) -> WebSocketProtocol | None:
+        protocol = super().get_websocket_protocol()
+        return StrictProtocol(self, False, protocol.params) if protocol is not None else None
 
     def open(self, *args: str, **kwargs: str) -> None:
         # frames are pushed as they are due: without this, Nagle's algorithm and the peer's
