@@ -10,8 +10,10 @@ from handlers.websocket import HubWebSocketHandler
 class EchoHandler(HubWebSocketHandler):
     """Sends each message back to its sender."""
 
-    def on_message(self, message: str | bytes) -> None:
+    async def on_message(self, message: str | bytes) -> None:
         try:
-            self.write_message(message, binary=isinstance(message, bytes))
+            # Tornado reads this client's next message only once the echo has gone out, so a
+            # client that sends without reading fills its own socket, not the server's memory
+            await self.write_message(message, binary=isinstance(message, bytes))
         except WebSocketClosedError:
             pass  # the client left before its echo

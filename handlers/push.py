@@ -31,7 +31,7 @@ class PushHandler(HubWebSocketHandler):
             return
         self.stream.subscribe(self)
 
-    def on_message(self, message: str | bytes) -> None:
+    async def on_message(self, message: str | bytes) -> None:
         if self.stream is None:
             return
         if isinstance(message, bytes):
@@ -39,7 +39,7 @@ class PushHandler(HubWebSocketHandler):
         reply = self.stream.reply_to(message)
         if reply is not None:
             try:
-                self.write_message(reply)
+                await self.write_message(reply)  # no more reading until it is out (see EchoHandler)
             except WebSocketClosedError:
                 pass  # the client left before its reply
 
