@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tornado.httputil import HTTPServerRequest
 from tornado.routing import Matcher, PathMatches, Rule
-from tornado.web import Application
+from tornado.web import Application, StaticFileHandler
 
 from handlers.api import ApiNotFoundHandler, HealthHandler, StreamsHandler
 from handlers.control import PauseHandler, PushFrameHandler, ResumeHandler, SeekHandler, StreamHandler
@@ -16,6 +16,13 @@ from handlers.push import PushHandler
 from streams.hub import Hub
 
 STATIC_PATH = Path(__file__).parent / "static"
+
+
+class NoCacheStaticFileHandler(StaticFileHandler):
+    """Static files revalidated on every load (ETag), so an upgrade never mixes old and new modules."""
+
+    def set_extra_headers(self, path: str) -> None:
+        self.set_header("Cache-Control", "no-cache")
 
 
 class StreamPathMatches(Matcher):
@@ -55,6 +62,7 @@ def make_app(hub: Hub, **settings: object) -> Application:
             Rule(PathMatches(r"/"), DemoHandler),
         ],
         static_path=str(STATIC_PATH),  # also serves /static/...
+        static_handler_class=NoCacheStaticFileHandler,
         websocket_max_message_size=hub.server.max_message_bytes,
         **settings,
     )

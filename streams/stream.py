@@ -412,6 +412,7 @@ class Stream:
             "timeline": cfg.timeline,
             "clients": self.clients,
             "frames_sent": self.frames_sent,
+            "paused": self.paused,
         }
 
 

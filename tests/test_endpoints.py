@@ -62,7 +62,7 @@ async def test_api_streams_lists_every_stream_with_live_counters(http_client, ht
     stats = streams[0]
     assert {"name", "path", "source", "interval_ms", "timeline", "clients", "frames_sent"} <= set(stats)
     assert (stats["path"], stats["source"], stats["interval_ms"], stats["timeline"]) == ("/", "random", 50, "per-client")
-    assert stats["clients"] == 1 and stats["frames_sent"] >= 1
+    assert stats["clients"] == 1 and stats["frames_sent"] >= 1 and stats["paused"] is False
     assert streams[1]["clients"] == 0
 
 
@@ -72,6 +72,12 @@ async def test_plain_get_of_a_stream_path_serves_the_demo_page(http_client, http
     response = await http_client.fetch(http_url(path))
     assert response.headers["Content-Type"].startswith("text/html")
     assert b"<html" in response.body.lower()
+
+
+@pytest.mark.gen_test
+async def test_static_files_are_revalidated_on_every_load(http_client, http_url):
+    response = await http_client.fetch(http_url("/static/app.js"))
+    assert response.headers["Cache-Control"] == "no-cache" and "Etag" in response.headers
 
 
 @pytest.mark.config(stats=None)
