@@ -18,6 +18,7 @@ from collections.abc import Callable
 from random import Random
 from typing import Any, Protocol
 
+from tornado.concurrent import Future
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.ioloop import IOLoop
 from tornado.websocket import WebSocketClosedError
@@ -78,15 +79,38 @@ class Subscriber:
         self.timeline: Timeline | None = None
         self.dropped = 0  # frames skipped because the client was not reading
         self.failed = False  # an unexpected error was already logged for this client
-        # pre-built frames are only valid when no extension (compression) was negotiated
+        # pre-built frames are only valid when no extension (compression) was negotiated, and
+        # write_frame sends them on the socket itself, so only over plain TCP (not TLS)
         connection = client.ws_connection
-        self.raw = connection is not None and getattr(connection, "_compressor", None) is None
+        self.raw = (connection is not None and getattr(connection, "_compressor", None) is None
+                    and type(getattr(connection, "stream", None)) is IOStream)
         self.fault_state: Any = None  # owned by the stream's FaultInjector, if any
 
 
 def unflushed_bytes(stream: IOStream) -> int:
     """Bytes written to ``stream`` that the kernel has not accepted yet (Tornado internals)."""
     return stream._total_write_index - stream._total_write_done_index
+
+
+def write_frame(stream: IOStream, data: bytes) -> Future[None] | None:
+    """Write an encoded frame to a plain TCP ``stream``; None when the kernel took all of it at once.
+
+    ``IOStream.write`` costs a buffer copy, a Future and a callback per call:
+    more than half of the server's CPU per pushed frame (38 vs 17 us at 1000
+    clients) and most of the short-lived objects that wake the cyclic GC. When nothing is queued ahead of the frame,
+    one ``send`` keeps the byte order and usually takes the whole frame; the
+    rest, if any, is queued by ``IOStream.write`` as before (whose Future is
+    returned, for callers that wait until it is out). Tornado internals.
+    """
+    if stream._write_buffer or stream.closed():
+        return stream.write(data)  # keeps the order behind queued bytes; raises StreamClosedError
+    try:
+        sent = stream.socket.send(data)
+    except BlockingIOError:
+        sent = 0
+    except OSError:
+        return stream.write(data)  # a reset peer: Tornado's own write closes the stream
+    return stream.write(data[sent:]) if sent < len(data) else None
 
 
 class Stream:
@@ -371,7 +395,7 @@ class Stream:
             if unflushed_bytes(connection.stream) > self.server.max_pending_bytes:
                 return self._too_slow(sub)
             if sub.raw:
-                connection.stream.write(frame.wire)
+                write_frame(connection.stream, frame.wire)
             else:
                 sub.client.write_message(frame.data, binary=frame.binary)
         except (StreamClosedError, WebSocketClosedError):
