@@ -382,9 +382,13 @@ class Stream:
 
     def _send(self, sub: Subscriber, frame: Frame) -> bool:
         """Send one frame to one client, through the fault injector when faults are on."""
-        if self.faults is not None:
-            return self.faults.deliver(self, sub, frame)
-        return self.write(sub, frame)
+        try:
+            if self.faults is not None:
+                return self.faults.deliver(self, sub, frame)
+            return self.write(sub, frame)
+        except Exception:  # noqa: BLE001 - escaping here would stop the clock: for a shared timeline, everyone's
+            self._log_failure(sub)
+            return False
 
     def write(self, sub: Subscriber, frame: Frame) -> bool:
         """Write one frame to one client now; False if it could not take it."""
@@ -401,12 +405,16 @@ class Stream:
         except (StreamClosedError, WebSocketClosedError):
             return False  # it disconnected mid-push; on_close unsubscribes it
         except Exception:  # noqa: BLE001 - one client's failure must not stop the others or the clock
-            if not sub.failed:
-                sub.failed = True
-                log.exception("stream %s: sending to a client failed; dropping its frames", self.name)
+            self._log_failure(sub)
             return False
         self.frames_sent += 1
         return True
+
+    def _log_failure(self, sub: Subscriber) -> None:
+        """Log an unexpected send error once per client, not once per frame."""
+        if not sub.failed:
+            sub.failed = True
+            log.exception("stream %s: sending to a client failed; dropping its frames", self.name)
 
     def _too_slow(self, sub: Subscriber) -> bool:
         if self.server.slow_clients == "drop":
