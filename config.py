@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
+from streams.faults import FaultsConfig
 from streams.sources import MockFileError, RandomSource, ReplaySource, load_replay_file
 from streams.template import TemplateError, compile_template
 
@@ -68,6 +69,7 @@ class StreamConfig(_Model):
     loop: StrictBool = True
     timing: Literal["interval", "recorded"] = "interval"
     speed: Annotated[Number, Field(gt=0)] = 1.0
+    faults: FaultsConfig | None = None  # off unless set (streams.faults)
 
     def reply_to(self, message: str) -> str | None:
         """The text answered to a client's message, or None when the stream does not reply."""
@@ -230,7 +232,7 @@ def format_loc(loc: tuple) -> str:
     return out
 
 
-_KNOWN_KEYS = sorted({name for model in (Settings, ServerConfig, StreamConfig, EchoConfig)
+_KNOWN_KEYS = sorted({name for model in (Settings, ServerConfig, StreamConfig, EchoConfig, FaultsConfig)
                       for name in model.model_fields})
 
 

@@ -8,6 +8,7 @@ from random import Random
 from typing import Any
 
 from config import AppConfig, ServerConfig, StreamConfig
+from streams.faults import fault_injector
 from streams.stream import Client, Stream
 
 log = logging.getLogger("mockws.hub")
@@ -47,7 +48,9 @@ class Hub:
     def _make_stream(self, stream_config: StreamConfig) -> Stream:
         seed = self.config.settings.random_seed
         source = self.config.sources[stream_config.name]
-        return Stream(stream_config, source, stream_rng(seed, stream_config.name), self.server)
+        stream = Stream(stream_config, source, stream_rng(seed, stream_config.name), self.server)
+        stream.faults = fault_injector(stream_config.faults, seed, stream_config.name)
+        return stream
 
     # -- sockets
 
@@ -117,9 +120,12 @@ class Hub:
                 streams[stream_config.name] = self._make_stream(stream_config)
                 changes.append(f"new stream {stream_config.name} at {stream_config.path}")
                 continue
+            old_faults = stream.config.faults
             changes += stream.update(stream_config, new.sources[stream_config.name], server)
             if seed_changed:
                 stream.rng = stream_rng(new.settings.random_seed, stream_config.name)
+            if seed_changed or stream_config.faults != old_faults:  # else keep the injector, its counters and timers
+                stream.set_faults(fault_injector(stream_config.faults, new.settings.random_seed, stream_config.name))
             streams[stream_config.name] = stream
         for name, removed in self.streams.items():
             removed.close_all(1001, "stream removed")

@@ -44,6 +44,9 @@ class FaultInjector(Protocol):
     def on_unsubscribe(self, stream: Stream, sub: Subscriber) -> None:
         """A client left: cancel whatever is pending for it."""
 
+    def describe(self) -> dict[str, Any]:
+        """Settings and counters, for the HTTP API."""
+
 
 class Client(Protocol):
     """What a stream needs from a connected WebSocket (a Tornado WebSocketHandler)."""
@@ -264,6 +267,20 @@ class Stream:
                 "frames_dropped": self.frames_dropped,
                 "entries": self.source.length}
 
+    def set_faults(self, faults: FaultInjector | None) -> None:
+        """Replace the fault injector (None: faults off); clients stay connected.
+
+        Frames the old injector still held back are dropped, like a network
+        losing what was in flight; the new one schedules each client's
+        disconnect from now.
+        """
+        old, self.faults = self.faults, faults
+        for sub in list(self._subscribers.values()):
+            if old is not None:
+                old.on_unsubscribe(self, sub)
+            if faults is not None:
+                faults.on_subscribe(self, sub)
+
     def _timelines(self) -> list[Timeline]:
         if self._shared is not None:
             return [self._shared]
@@ -445,6 +462,7 @@ class Stream:
             "clients": self.clients,
             "frames_sent": self.frames_sent,
             "paused": self.paused,
+            "faults": self.faults.describe() if self.faults is not None else None,
         }
 
 

@@ -1,0 +1,254 @@
+"""Fault injection: a stream that misbehaves on purpose, so front-ends can test their failure handling.
+
+A stream's optional ``faults:`` block (FaultsConfig) switches on scheduled
+disconnects, added latency, and dropped, duplicated, garbled or reordered
+frames. Everything is off by default.
+
+Every random decision comes from the injector's own generator, seeded from
+``random_seed`` and the stream's name when a seed is set: a seeded run
+misbehaves the same way each time, and turning faults on does not change the
+data the stream sends (that comes from the stream's separate generator).
+
+Timers: a client has at most two pending one-shot timers, its disconnect and
+its next delayed frame, and both are cancelled when it leaves. Delayed frames
+wait in a per-client queue, so latency never reorders frames unless
+``reorder`` is on.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from random import Random
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+from tornado.ioloop import IOLoop
+
+from streams.sources import Frame
+
+if TYPE_CHECKING:
+    from streams.stream import Stream, Subscriber
+
+log = logging.getLogger("mockws.faults")
+
+Rate = Annotated[float, Field(ge=0, le=1, strict=False)]
+Millis = Annotated[StrictInt, Field(ge=0, le=60_000)]
+UNSENDABLE_CLOSE_CODES = (1005, 1006, 1015)  # RFC 6455 7.4.1: never sent in a close frame
+DISCONNECT_JITTER = 0.1  # each client is disconnected disconnect_every_s +- 10% after it connected
+REORDER_RATE = 0.25  # reorder without latency: share of frames held back until after the next one
+MALFORMED_MARK = "<malformed>"
+DISCONNECT_REASON = "fault injection"
+
+
+class FaultsConfig(BaseModel):
+    """A stream's `faults:` block; every fault is off unless set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    disconnect_every_s: Annotated[float, Field(gt=0, strict=False)] | None = None
+    disconnect_code: Annotated[StrictInt, Field(ge=1000, le=4999)] | None = None
+    latency_ms: tuple[Millis, Millis] | None = None
+    drop_rate: Rate = 0.0
+    duplicate_rate: Rate = 0.0
+    malformed_rate: Rate = 0.0
+    reorder: StrictBool = False
+
+    @field_validator("disconnect_code")
+    @classmethod
+    def _sendable(cls, code: int | None) -> int | None:
+        if code in UNSENDABLE_CLOSE_CODES:
+            raise PydanticCustomError(
+                "close_code", "must not be 1005, 1006 or 1015, which are never sent in a close frame; "
+                              "leave disconnect_code out for an abrupt drop, which browsers report as 1006")
+        return code
+
+    @field_validator("latency_ms", mode="before")
+    @classmethod
+    def _min_max(cls, value: Any) -> Any:
+        if value is not None and not (isinstance(value, (list, tuple)) and len(value) == 2):
+            raise PydanticCustomError("latency_range", "must be [min, max] in milliseconds, e.g. [50, 300]")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FaultsConfig:
+        if self.latency_ms is not None and self.latency_ms[0] > self.latency_ms[1]:
+            raise PydanticCustomError("latency_order", "latency_ms must be [min, max] with min <= max")
+        if self.disconnect_code is not None and self.disconnect_every_s is None:
+            raise PydanticCustomError("disconnect_code_alone",
+                                      "disconnect_code needs disconnect_every_s (when to disconnect)")
+        return self
+
+    def enabled(self) -> bool:
+        """Whether any fault is switched on."""
+        return (self.disconnect_every_s is not None or self.latency_ms is not None or self.reorder
+                or self.drop_rate > 0 or self.duplicate_rate > 0 or self.malformed_rate > 0)
+
+
+def malformed(frame: Frame) -> Frame:
+    """The first half of a frame followed by ``<malformed>``: never valid JSON, still valid UTF-8.
+
+    Cut inside a JSON string, the string is left unterminated; cut anywhere
+    else, ``<`` cannot follow. Text is cut between characters, not bytes,
+    because a text frame with broken UTF-8 would fail the whole connection.
+    """
+    if frame.binary:
+        return Frame(frame.data[: len(frame.data) // 2] + MALFORMED_MARK.encode(), binary=True)
+    text = frame.data.decode("utf-8")
+    return Frame.text(text[: len(text) // 2] + MALFORMED_MARK)
+
+
+def fault_injector(config: FaultsConfig | None, seed: int | None, stream_name: str) -> FaultInjector | None:
+    """The injector for a stream's `faults:` block, or None when every fault is off."""
+    if config is None or not config.enabled():
+        return None
+    return FaultInjector(config, fault_rng(seed, stream_name))
+
+
+def fault_rng(seed: int | None, stream_name: str) -> Random:
+    """The injector's generator: reproducible with a seed, and separate from the stream's data generator."""
+    return Random(f"{seed}/{stream_name}/faults") if seed is not None else Random()
+
+
+class _ClientFaults:
+    """What the injector keeps for one client."""
+
+    __slots__ = ("disconnect", "queue", "timer", "timer_due", "last_due", "held", "next_seq", "max_sent")
+
+    def __init__(self) -> None:
+        self.disconnect: object | None = None  # IOLoop timeout handle
+        self.queue: list[tuple[float, int, Frame]] = []  # delayed frames: (due, seq, frame), a heap
+        self.timer: object | None = None  # fires when the queue's first frame is due
+        self.timer_due = 0.0
+        self.last_due = 0.0  # without reorder, a frame is never due before the one before it
+        self.held: tuple[int, Frame] | None = None  # reorder without latency: goes out after the next frame
+        self.next_seq = 0  # order in which frames reached the injector
+        self.max_sent = -1  # highest seq written so far: a lower one going out later was reordered
+
+
+class FaultInjector:
+    """Applies a FaultsConfig between a stream and its clients (implements streams.stream.FaultInjector)."""
+
+    def __init__(self, config: FaultsConfig, rng: Random) -> None:
+        self.config = config
+        self.rng = rng
+        self.counters = {"dropped": 0, "duplicated": 0, "malformed": 0, "delayed": 0, "reordered": 0,
+                         "disconnects": 0}
+
+    # -- the stream's hooks
+
+    def deliver(self, stream: Stream, sub: Subscriber, frame: Frame) -> bool:
+        """Drop, garble, duplicate, delay or hold back ``frame``; True if (a copy of) it went out now."""
+        config, rng = self.config, self.rng
+        state = sub.fault_state or self._state(sub)
+        if config.drop_rate and rng.random() < config.drop_rate:
+            self.counters["dropped"] += 1
+            return False
+        if config.malformed_rate and rng.random() < config.malformed_rate:
+            frame = malformed(frame)
+            self.counters["malformed"] += 1
+        copies = 1
+        if config.duplicate_rate and rng.random() < config.duplicate_rate:
+            copies = 2
+            self.counters["duplicated"] += 1
+        sent = [self._schedule(stream, sub, state, frame) for _ in range(copies)]
+        return sent[0]
+
+    def on_subscribe(self, stream: Stream, sub: Subscriber) -> None:
+        """Schedule the client's disconnect, if disconnects are on."""
+        state = self._state(sub)
+        if self.config.disconnect_every_s is not None:
+            jitter = self.rng.uniform(1 - DISCONNECT_JITTER, 1 + DISCONNECT_JITTER)
+            state.disconnect = IOLoop.current().call_later(self.config.disconnect_every_s * jitter,
+                                                           self._disconnect, sub)
+
+    def on_unsubscribe(self, stream: Stream, sub: Subscriber) -> None:
+        """Cancel the client's timers and forget the frames held for it."""
+        state: _ClientFaults | None = sub.fault_state
+        if state is None:
+            return
+        io_loop = IOLoop.current()
+        for timer in (state.disconnect, state.timer):
+            if timer is not None:
+                io_loop.remove_timeout(timer)
+        sub.fault_state = None
+
+    def describe(self) -> dict[str, Any]:
+        """The settings (shaped like the `faults:` block) and what has been injected so far."""
+        return {**self.config.model_dump(mode="json"), "counters": dict(self.counters)}
+
+    # -- scheduling
+
+    def _state(self, sub: Subscriber) -> _ClientFaults:
+        sub.fault_state = _ClientFaults()
+        return sub.fault_state
+
+    def _schedule(self, stream: Stream, sub: Subscriber, state: _ClientFaults, frame: Frame) -> bool:
+        """Send one frame now, hold it back, or queue it for later; True if it went out now."""
+        seq = state.next_seq
+        state.next_seq += 1
+        latency = self.config.latency_ms
+        if latency is not None:
+            due = IOLoop.current().time() + self.rng.uniform(*latency) / 1000
+            if not self.config.reorder:
+                due = state.last_due = max(due, state.last_due)
+            heapq.heappush(state.queue, (due, seq, frame))
+            self.counters["delayed"] += 1
+            self._arm(stream, sub, state)
+            return False
+        if self.config.reorder:
+            if state.held is None and self.rng.random() < REORDER_RATE:
+                state.held = (seq, frame)
+                return False
+            sent = self._write(stream, sub, state, seq, frame)
+            if state.held is not None:
+                held, state.held = state.held, None
+                self._write(stream, sub, state, *held)
+            return sent
+        return self._write(stream, sub, state, seq, frame)
+
+    def _write(self, stream: Stream, sub: Subscriber, state: _ClientFaults, seq: int, frame: Frame) -> bool:
+        if seq < state.max_sent:
+            self.counters["reordered"] += 1
+        state.max_sent = max(state.max_sent, seq)
+        return stream.write(sub, frame)
+
+    def _arm(self, stream: Stream, sub: Subscriber, state: _ClientFaults) -> None:
+        """Make sure a timer fires when the client's first queued frame is due."""
+        due = state.queue[0][0]
+        if state.timer is not None:
+            if state.timer_due <= due:
+                return
+            IOLoop.current().remove_timeout(state.timer)
+        state.timer_due = due
+        state.timer = IOLoop.current().call_at(due, self._release, stream, sub, state)
+
+    def _release(self, stream: Stream, sub: Subscriber, state: _ClientFaults) -> None:
+        """Send every queued frame that is due, in due order."""
+        state.timer = None
+        if sub.fault_state is not state:
+            return  # the client left (its timer should have been cancelled)
+        now = IOLoop.current().time() + 0.001  # a frame due within a millisecond goes now, not after a re-arm
+        while state.queue and state.queue[0][0] <= now:
+            _, seq, frame = heapq.heappop(state.queue)
+            self._write(stream, sub, state, seq, frame)
+            if sub.fault_state is not state:
+                return  # the write found it too slow and closed it
+        if state.queue:
+            self._arm(stream, sub, state)
+
+    def _disconnect(self, sub: Subscriber) -> None:
+        state: _ClientFaults | None = sub.fault_state
+        if state is not None:
+            state.disconnect = None
+        connection = sub.client.ws_connection
+        if connection is None or connection.is_closing():
+            return
+        self.counters["disconnects"] += 1
+        code = self.config.disconnect_code
+        log.debug("fault injection: disconnecting a client (%s)", code or "abrupt TCP close")
+        if code is not None:
+            sub.client.close(code, DISCONNECT_REASON)
+        else:
+            connection.stream.close()  # no close frame: the browser reports 1006

@@ -1,0 +1,328 @@
+"""Fault injection: each fault does what its setting says, reproducibly, and cleans up after itself.
+
+Statistical faults are checked on a few hundred frames pushed at once, with
+the test config's fixed seed and bounds several standard deviations wide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from random import Random
+from types import SimpleNamespace
+
+import pytest
+
+from config import ConfigError, load_config
+from streams.faults import MALFORMED_MARK, FaultInjector, FaultsConfig, fault_injector
+from streams.hub import Hub, stream_rng
+from streams.sources import Frame
+from support import base_config, write_config
+
+# a stream that sends only what a test pushes
+FEED = {"name": "feed", "path": "/feed", "source": "random", "interval_ms": 600_000,
+        "send_on_connect": False, "template": {"idle": True}}
+SEQ_EVERY_10_MS = {"interval_ms": 10, "template": {"n": {"$seq": True}, "at": {"$now": "epoch_ms"}}}
+
+
+def with_faults(**faults) -> list[dict]:
+    """The test config's streams plus `feed`, with these faults on `feed`."""
+    return base_config()["streams"] + [{**FEED, "faults": faults}]
+
+
+def pending_timers(io_loop) -> int:
+    """Timers scheduled on the event loop and not cancelled."""
+    return sum(not handle.cancelled() for handle in io_loop.asyncio_loop._scheduled)
+
+
+async def until(condition, timeout: float) -> None:
+    """Wait for ``condition()``, failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def received_until_quiet(conn, quiet_s: float = 0.3) -> list[str]:
+    """Every message until none has come for ``quiet_s``."""
+    messages = []
+    try:
+        while (message := await asyncio.wait_for(conn.read_message(), quiet_s)) is not None:
+            messages.append(message)
+    except asyncio.TimeoutError:
+        pass
+    return messages
+
+
+async def push_numbered(hub, conn, count: int) -> list[str]:
+    """Push frames {"n": 0} .. {"n": count-1} into `feed` and return what ``conn`` received."""
+    stream = hub.streams["feed"]
+    await until(lambda: stream.clients == 1, 1)
+    for n in range(count):
+        stream.push(Frame.text(json.dumps({"n": n})))
+    return await received_until_quiet(conn)
+
+
+def numbers(messages: list[str]) -> list[int]:
+    return [json.loads(m)["n"] for m in messages]
+
+
+# -- configuration
+
+
+def test_faults_are_off_unless_a_fault_is_set(hub):
+    assert all(stream.faults is None for stream in hub.streams.values())
+    assert fault_injector(FaultsConfig(), 7, "feed") is None  # an empty faults: block
+    assert fault_injector(FaultsConfig(drop_rate=0.0, reorder=False), 7, "feed") is None
+    assert fault_injector(FaultsConfig(reorder=True), 7, "feed") is not None
+
+
+@pytest.mark.parametrize("faults, problem", [
+    ({"disconnect_every_s": 30, "disconnect_code": 1006}, "faults.disconnect_code: must not be 1005, 1006 or 1015"),
+    ({"disconnect_every_s": 30, "disconnect_code": 999}, "faults.disconnect_code: must be an integer >= 1000"),
+    ({"disconnect_code": 4000}, "faults: disconnect_code needs disconnect_every_s"),
+    ({"disconnect_every_s": 0}, "faults.disconnect_every_s: must be an integer > 0"),
+    ({"latency_ms": [300, 100]}, "faults: latency_ms must be [min, max] with min <= max"),
+    ({"latency_ms": 100}, "faults.latency_ms: must be [min, max] in milliseconds"),
+    ({"latency_ms": [-1, 100]}, "faults.latency_ms[0]: must be an integer >= 0"),
+    ({"drop_rate": 1.5}, "faults.drop_rate: must be a number <= 1"),
+    ({"reorder": "yes"}, "faults.reorder: must be true or false"),
+    ({"drop_rat": 0.1}, "faults.drop_rat: unknown key; did you mean 'drop_rate'?"),
+])
+def test_a_wrong_faults_block_is_a_config_error_naming_the_key(tmp_path, faults, problem):
+    data = base_config()
+    data["streams"][0]["faults"] = faults
+    with pytest.raises(ConfigError) as caught:
+        load_config(write_config(tmp_path, data))
+    [reported] = caught.value.problems
+    assert f"streams[0].{problem}" in reported, reported
+
+
+# -- reproducible and separate from the data
+
+
+def decisions(seed: int | None, name: str = "feed", count: int = 200) -> list[str]:
+    """What an injector does with ``count`` frames: the text of each frame written, in order."""
+    injector = fault_injector(FaultsConfig(drop_rate=0.2, duplicate_rate=0.1, malformed_rate=0.1, reorder=True),
+                              seed, name)
+    written: list[str] = []
+    stream = SimpleNamespace(write=lambda sub, frame: written.append(frame.data.decode()) or True)
+    sub = SimpleNamespace(fault_state=None)
+    for n in range(count):
+        injector.deliver(stream, sub, Frame.text(json.dumps({"n": n})))
+    return written
+
+
+def test_random_faults_repeat_with_the_same_seed_and_differ_with_another():
+    assert decisions(7) == decisions(7)
+    assert decisions(7) != decisions(8)
+    assert decisions(7) != decisions(7, name="other")  # each stream draws its own faults
+    assert decisions(None) != decisions(None)
+
+
+@pytest.mark.config(stats={**SEQ_EVERY_10_MS, "template": {"v": {"$int": [0, 1000000]}},
+                           "faults": {"duplicate_rate": 0.3, "disconnect_every_s": 30}})
+@pytest.mark.gen_test
+async def test_faults_do_not_change_the_data_a_seeded_stream_sends(ws_connect, app_config):
+    conn = await ws_connect("/")
+    messages = [await asyncio.wait_for(conn.read_message(), 1) for _ in range(30)]
+    received = list(dict.fromkeys(messages))
+    source, rng = app_config.sources["stats"], stream_rng(7, "stats")
+    state = source.new_state()
+    expected = [source.frame(i, state, rng).data.decode() for i in range(30)]
+    assert received == expected[: len(received)]  # duplicates removed, the same values as without faults
+
+
+# -- statistical faults (pushed frames, fixed seed)
+
+
+@pytest.mark.config(streams=with_faults(drop_rate=0.2))
+@pytest.mark.gen_test
+async def test_drop_rate_skips_about_that_share_of_frames_and_counts_them(hub, ws_connect):
+    conn = await ws_connect("/feed")
+    got = numbers(await push_numbered(hub, conn, 500))
+    assert got == sorted(got)
+    assert 340 < len(got) < 460  # 400 expected, sd 9
+    assert hub.streams["feed"].faults.counters["dropped"] == 500 - len(got)
+
+
+@pytest.mark.config(streams=with_faults(duplicate_rate=0.1))
+@pytest.mark.gen_test
+async def test_duplicate_rate_sends_about_that_share_of_frames_twice_in_a_row(hub, ws_connect):
+    conn = await ws_connect("/feed")
+    got = numbers(await push_numbered(hub, conn, 500))
+    assert list(dict.fromkeys(got)) == list(range(500))  # each copy right after its original
+    duplicates = len(got) - 500
+    assert 25 < duplicates < 80  # 50 expected, sd 7
+    assert hub.streams["feed"].faults.counters["duplicated"] == duplicates
+
+
+@pytest.mark.config(streams=with_faults(malformed_rate=0.1))
+@pytest.mark.gen_test
+async def test_malformed_rate_sends_half_a_frame_and_a_marker_that_is_not_json(hub, ws_connect):
+    conn = await ws_connect("/feed")
+    messages = await push_numbered(hub, conn, 500)
+    assert len(messages) == 500
+    broken = []
+    for n, message in enumerate(messages):
+        original = json.dumps({"n": n})
+        try:
+            assert json.loads(message) == {"n": n}
+        except json.JSONDecodeError:
+            assert message == original[: len(original) // 2] + MALFORMED_MARK
+            broken.append(n)
+    assert 25 < len(broken) < 80  # 50 expected, sd 7
+    assert hub.streams["feed"].faults.counters["malformed"] == len(broken)
+
+
+def test_malformed_text_frames_stay_valid_utf8_and_are_never_json():
+    from streams.faults import malformed
+
+    for text in ['{"name":"人像","v":1}', '"a string"', "12345", "", "plain text", "[1,2,3]"]:
+        garbled = malformed(Frame.text(text)).data.decode("utf-8")  # raises if a character was cut
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(garbled)
+
+
+@pytest.mark.config(streams=with_faults(reorder=True))
+@pytest.mark.gen_test
+async def test_reorder_without_latency_holds_some_frames_back_until_after_the_next(hub, ws_connect):
+    conn = await ws_connect("/feed")
+    got = numbers(await push_numbered(hub, conn, 400))
+    swapped = [i for i in range(len(got) - 1) if got[i] > got[i + 1]]
+    assert all(got[i] == got[i + 1] + 1 for i in swapped)  # only neighbours trade places
+    assert sorted(got) == list(range(len(got)))  # nothing lost (the last frame may still be held)
+    assert 40 < len(swapped) < 130  # 80 expected (a quarter of the frames, when none is held yet)
+    assert hub.streams["feed"].faults.counters["reordered"] == len(swapped)
+
+
+# -- latency (timed frames)
+
+
+@pytest.mark.config(stats={**SEQ_EVERY_10_MS, "faults": {"latency_ms": [50, 150]}})
+@pytest.mark.gen_test
+async def test_latency_delays_every_frame_within_the_range_without_reordering(ws_connect, hub):
+    """Frames 10 ms apart with 50-150 ms of random latency each: independent delays would
+    reorder them, so the order shows that latency keeps it."""
+    conn = await ws_connect("/")
+    frames, delays = [], []
+    for _ in range(40):
+        frame = json.loads(await asyncio.wait_for(conn.read_message(), 1))
+        delays.append(time.time() * 1000 - frame["at"])
+        frames.append(frame["n"])
+    assert frames == list(range(1, 41))
+    assert min(delays) >= 49 and sorted(delays)[len(delays) // 2] < 175 and max(delays) < 400, delays
+    assert hub.streams["stats"].faults.counters["delayed"] >= 40
+
+
+@pytest.mark.config(stats={**SEQ_EVERY_10_MS, "faults": {"latency_ms": [0, 100], "reorder": True}})
+@pytest.mark.gen_test
+async def test_latency_with_reorder_lets_later_frames_overtake_earlier_ones(ws_connect, hub):
+    conn = await ws_connect("/")
+    got = [json.loads(await asyncio.wait_for(conn.read_message(), 1))["n"] for _ in range(40)]
+    assert got != sorted(got)
+    assert hub.streams["stats"].faults.counters["reordered"] > 0
+
+
+# -- disconnects
+
+
+@pytest.mark.config(stats={"faults": {"disconnect_every_s": 0.3}})
+@pytest.mark.gen_test
+async def test_disconnect_every_s_drops_the_connection_without_a_close_frame(ws_connect, hub):
+    """The browser reports this as 1006, the code of an abrupt network drop."""
+    start = time.monotonic()
+    conn = await ws_connect("/")
+    while await asyncio.wait_for(conn.read_message(), 2) is not None:
+        pass
+    assert 0.26 < time.monotonic() - start < 0.6
+    assert conn.close_code is None  # no close frame arrived
+    await until(lambda: hub.streams["stats"].clients == 0, 1)
+    assert hub.streams["stats"].faults.counters["disconnects"] == 1
+
+
+@pytest.mark.config(stats={"faults": {"disconnect_every_s": 0.2, "disconnect_code": 4000}})
+@pytest.mark.gen_test
+async def test_disconnect_code_closes_with_that_code(ws_connect):
+    conn = await ws_connect("/")
+    while await asyncio.wait_for(conn.read_message(), 2) is not None:
+        pass
+    assert (conn.close_code, conn.close_reason) == (4000, "fault injection")
+
+
+@pytest.mark.config(stats={"faults": {"disconnect_every_s": 0.5}})
+@pytest.mark.gen_test
+async def test_each_client_is_disconnected_within_ten_percent_of_n_seconds_after_it_connected(ws_connect):
+    async def lifetime() -> float:
+        start = time.monotonic()
+        conn = await ws_connect("/")
+        while await asyncio.wait_for(conn.read_message(), 2) is not None:
+            pass
+        return time.monotonic() - start
+
+    lifetimes = await asyncio.gather(*(lifetime() for _ in range(8)))
+    assert all(0.44 < t < 0.65 for t in lifetimes), lifetimes  # 0.45-0.55 s, plus scheduling
+    assert max(lifetimes) - min(lifetimes) > 0.01  # jittered, so reconnects do not stampede in step
+
+
+@pytest.mark.config(stats={"interval_ms": 20, "faults": {"disconnect_every_s": 30, "latency_ms": [200, 300]}})
+@pytest.mark.gen_test
+async def test_a_client_that_leaves_takes_its_fault_timers_with_it(ws_connect, hub, io_loop):
+    """Disconnect timers and delayed frames of clients that left are cancelled, not left to fire."""
+    keep = await ws_connect("/")
+    await asyncio.wait_for(keep.read_message(), 1)
+    await asyncio.sleep(0.05)
+    baseline = pending_timers(io_loop)
+    leavers = [await ws_connect("/") for _ in range(5)]
+    await asyncio.sleep(0.1)  # frames are queued for them, none delivered yet
+    assert pending_timers(io_loop) >= baseline + 10  # a disconnect and a delivery timer each
+    for conn in leavers:
+        conn.close()
+    await until(lambda: hub.streams["stats"].clients == 1, 1)
+    await asyncio.sleep(0.05)
+    assert pending_timers(io_loop) == baseline
+    assert await asyncio.wait_for(keep.read_message(), 1) is not None
+
+
+# -- the API and live reload
+
+
+@pytest.mark.config(streams=with_faults(disconnect_every_s=30, latency_ms=[5, 10]))
+@pytest.mark.gen_test
+async def test_api_shows_the_fault_settings_and_counters(http_client, http_url, ws_connect, hub):
+    conn = await ws_connect("/feed")
+    await push_numbered(hub, conn, 3)
+    listed = json.loads((await http_client.fetch(http_url("/api/streams"))).body)
+    assert [s["faults"] for s in listed if s["name"] != "feed"] == [None, None]
+    faults = next(s for s in listed if s["name"] == "feed")["faults"]
+    assert faults == {"disconnect_every_s": 30.0, "disconnect_code": None, "latency_ms": [5, 10],
+                      "drop_rate": 0.0, "duplicate_rate": 0.0, "malformed_rate": 0.0, "reorder": False,
+                      "counters": {"dropped": 0, "duplicated": 0, "malformed": 0, "delayed": 3, "reordered": 0,
+                                   "disconnects": 0}}
+    detail = json.loads((await http_client.fetch(http_url("/api/streams/feed"))).body)
+    assert detail["faults"] == faults
+
+
+@pytest.mark.gen_test
+async def test_a_reload_that_changes_the_faults_block_applies_it_to_connected_clients(ws_connect, hub, tmp_path):
+    conn = await ws_connect("/")
+    await conn.read_message()
+    data = base_config()
+    data["streams"][0]["faults"] = {"disconnect_every_s": 0.2, "disconnect_code": 4001}
+    hub.apply(load_config(write_config(tmp_path, data, "edited.yaml")))
+    assert hub.streams["stats"].faults.describe()["disconnect_code"] == 4001
+    while await asyncio.wait_for(conn.read_message(), 2) is not None:
+        pass
+    assert conn.close_code == 4001
+    del data["streams"][0]["faults"]
+    hub.apply(load_config(write_config(tmp_path, data, "edited.yaml")))
+    assert hub.streams["stats"].faults is None
+
+
+def test_injector_satisfies_the_streams_protocol():
+    from streams.stream import FaultInjector as Protocol
+
+    injector = FaultInjector(FaultsConfig(drop_rate=0.1), Random(1))
+    for method in ("deliver", "on_subscribe", "on_unsubscribe", "describe"):
+        assert callable(getattr(injector, method)) and hasattr(Protocol, method)
