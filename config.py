@@ -250,7 +250,10 @@ def _describe(err: Mapping[str, Any]) -> str:
         return "unknown key" + (f"; did you mean '{hint[0]}'?" if hint else "")
     if kind == "missing":
         return "is required"
-    number = "an integer" if isinstance(got, int) else "a number"
+    # a float field's bounds are floats (0.0): "must be a number >= 0", even when it was given an int
+    bound = next((ctx[k] for k in ("ge", "gt", "le") if k in ctx), None)
+    number = "a number" if isinstance(bound, float) or not isinstance(got, int) else "an integer"
+    ctx = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in ctx.items()}
     messages = {
         "int_type": "must be an integer",
         "int_parsing": "must be an integer",

@@ -151,3 +151,10 @@ def test_origin_patterns():
     assert server.origin_allowed("http://localhost:5173")
     assert server.origin_allowed("HTTPS://APP.EXAMPLE.COM")
     assert not server.origin_allowed("https://evil.example.com")
+
+
+def test_a_float_key_given_a_negative_integer_asks_for_a_number(tmp_path):
+    data = base_config()
+    data["server"]["ping_interval_s"] = -1
+    [problem] = problems(tmp_path, data)
+    assert problem.endswith("server.ping_interval_s: must be a number >= 0, got -1")
