@@ -9,7 +9,8 @@ from tornado.routing import Matcher, PathMatches, Rule
 from tornado.web import Application, StaticFileHandler
 
 from handlers.api import ApiNotFoundHandler, HealthHandler, StreamsHandler
-from handlers.control import PauseHandler, PushFrameHandler, ResumeHandler, SeekHandler, StreamHandler
+from handlers.control import (FaultsHandler, PauseHandler, PushFrameHandler, ResumeHandler, SeekHandler,
+                              StreamHandler)
 from handlers.demo import DemoHandler
 from handlers.echo import EchoHandler
 from handlers.push import PushHandler
@@ -56,6 +57,7 @@ def make_app(hub: Hub, **settings: object) -> Application:
             (r"/api/streams/([^/]+)/pause", PauseHandler, {"hub": hub}),
             (r"/api/streams/([^/]+)/resume", ResumeHandler, {"hub": hub}),
             (r"/api/streams/([^/]+)/seek", SeekHandler, {"hub": hub}),
+            (r"/api/streams/([^/]+)/faults", FaultsHandler, {"hub": hub}),
             (r"/api/.*", ApiNotFoundHandler),
             Rule(EchoPathMatches(hub), EchoHandler, {"hub": hub}),
             Rule(StreamPathMatches(hub), PushHandler, {"hub": hub}),

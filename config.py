@@ -236,6 +236,15 @@ _KNOWN_KEYS = sorted({name for model in (Settings, ServerConfig, StreamConfig, E
                       for name in model.model_fields})
 
 
+def validation_problems(error: ValidationError, prefix: tuple = ()) -> list[str]:
+    """A pydantic error as 'field: message, got value' lines, worded like config file problems."""
+    problems = []
+    for err in error.errors():
+        field = format_loc(prefix + tuple(err["loc"]))
+        problems.append(f"{field}: {_describe(err)}" if field else _describe(err))
+    return problems
+
+
 def _show(value: Any) -> str:
     text = repr(value) if not isinstance(value, (dict, list)) else yaml.safe_dump(
         value, default_flow_style=True, allow_unicode=True).strip()

@@ -1,6 +1,6 @@
-"""The control API: inspect one stream, push a frame, pause, resume and seek.
+"""The control API: inspect one stream, push a frame, pause, resume, seek and set faults.
 
-POST endpoints change what clients see, so they answer only loopback clients,
+POST and PUT endpoints change what clients see, so they answer only loopback clients,
 unless ``server.api_token`` is set: then every client, local or not, must send
 ``Authorization: Bearer <token>``. GET endpoints stay open (the demo page reads
 them from any device).
@@ -13,9 +13,12 @@ import ipaddress
 import json
 from typing import Any
 
+from pydantic import ValidationError
 from tornado.web import stream_request_body
 
+from config import validation_problems
 from handlers.api import ApiError, JsonHandler
+from streams.faults import FaultsConfig, fault_injector
 from streams.jsontext import dumps
 from streams.sources import Frame
 from streams.stream import Stream
@@ -118,6 +121,23 @@ class SeekHandler(ControlHandler):
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < length:
             raise ApiError(400, f'send {{"index": N}} with N from 0 to {length - 1}, got {_short(body)}')
         stream.seek(index)
+        self.write_json(stream.detail())
+
+
+class FaultsHandler(ControlHandler):
+    """PUT /api/streams/{name}/faults: replace the stream's faults; the body is a `faults:` block as JSON."""
+
+    def put(self, name: str) -> None:
+        stream = find_stream(self, name)
+        body = self.json_body()
+        if body is not None and not isinstance(body, dict):
+            raise ApiError(400, f'send a JSON object like the faults: block, e.g. {{"disconnect_every_s": 30}} '
+                                f"({{}} turns every fault off), got {_short(body)}")
+        try:
+            faults = FaultsConfig.model_validate(body or {})
+        except ValidationError as e:
+            raise ApiError(400, "; ".join(validation_problems(e, ("faults",)))) from None
+        stream.set_faults(fault_injector(faults, self.hub.config.settings.random_seed, name))
         self.write_json(stream.detail())
 
 

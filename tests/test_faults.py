@@ -13,6 +13,8 @@ from random import Random
 from types import SimpleNamespace
 
 import pytest
+import tornado.httpserver
+from tornado.httpclient import HTTPClientError
 
 from config import ConfigError, load_config
 from streams.faults import MALFORMED_MARK, FaultInjector, FaultsConfig, fault_injector
@@ -82,11 +84,12 @@ def test_faults_are_off_unless_a_fault_is_set(hub):
     ({"disconnect_every_s": 30, "disconnect_code": 1006}, "faults.disconnect_code: must not be 1005, 1006 or 1015"),
     ({"disconnect_every_s": 30, "disconnect_code": 999}, "faults.disconnect_code: must be an integer >= 1000"),
     ({"disconnect_code": 4000}, "faults: disconnect_code needs disconnect_every_s"),
-    ({"disconnect_every_s": 0}, "faults.disconnect_every_s: must be an integer > 0"),
+    ({"disconnect_every_s": 0}, "faults.disconnect_every_s: must be a number > 0, got 0"),
     ({"latency_ms": [300, 100]}, "faults: latency_ms must be [min, max] with min <= max"),
     ({"latency_ms": 100}, "faults.latency_ms: must be [min, max] in milliseconds"),
     ({"latency_ms": [-1, 100]}, "faults.latency_ms[0]: must be an integer >= 0"),
-    ({"drop_rate": 1.5}, "faults.drop_rate: must be a number <= 1"),
+    ({"drop_rate": 1.5}, "faults.drop_rate: must be a number <= 1, got 1.5"),
+    ({"duplicate_rate": 2}, "faults.duplicate_rate: must be a number <= 1, got 2"),
     ({"reorder": "yes"}, "faults.reorder: must be true or false"),
     ({"drop_rat": 0.1}, "faults.drop_rat: unknown key; did you mean 'drop_rate'?"),
 ])
@@ -326,3 +329,78 @@ def test_injector_satisfies_the_streams_protocol():
     injector = FaultInjector(FaultsConfig(drop_rate=0.1), Random(1))
     for method in ("deliver", "on_subscribe", "on_unsubscribe", "describe"):
         assert callable(getattr(injector, method)) and hasattr(Protocol, method)
+
+
+# -- PUT /api/streams/{name}/faults
+
+
+async def put_faults(http_client, url, body, headers=None, expect=200):
+    """PUT a faults block; returns the decoded JSON answer."""
+    try:
+        response = await http_client.fetch(url, method="PUT", headers=headers,
+                                           body=body if isinstance(body, str) else json.dumps(body))
+    except HTTPClientError as e:
+        response = e.response
+    assert response.code == expect, response.body
+    return json.loads(response.body)
+
+
+@pytest.mark.gen_test
+async def test_put_faults_replaces_them_for_connected_clients(http_client, http_url, ws_connect, hub):
+    conn = await ws_connect("/")
+    await conn.read_message()
+    detail = await put_faults(http_client, http_url("/api/streams/stats/faults"),
+                              {"disconnect_every_s": 0.2, "disconnect_code": 4002})
+    assert detail["name"] == "stats" and detail["faults"]["disconnect_code"] == 4002
+    while await asyncio.wait_for(conn.read_message(), 2) is not None:
+        pass
+    assert conn.close_code == 4002
+    assert (await put_faults(http_client, http_url("/api/streams/stats/faults"), {}))["faults"] is None
+    assert hub.streams["stats"].faults is None
+
+
+@pytest.mark.gen_test
+@pytest.mark.parametrize("body, problem", [
+    ({"drop_rate": 2}, "faults.drop_rate: must be a number <= 1, got 2"),
+    ({"drop_rat": 0.1}, "faults.drop_rat: unknown key; did you mean 'drop_rate'?"),
+    ({"latency_ms": [300, 100]}, "latency_ms must be [min, max] with min <= max"),
+    ([0.1], "send a JSON object like the faults: block"),
+    ("{not json", "invalid JSON body"),
+])
+async def test_put_faults_with_a_wrong_block_is_400_and_changes_nothing(http_client, http_url, hub, body, problem):
+    before = hub.streams["stats"].faults
+    payload = await put_faults(http_client, http_url("/api/streams/stats/faults"), body, expect=400)
+    assert problem in payload["error"], payload
+    assert hub.streams["stats"].faults is before
+
+
+@pytest.mark.gen_test
+async def test_put_faults_on_an_unknown_stream_is_404(http_client, http_url):
+    payload = await put_faults(http_client, http_url("/api/streams/nope/faults"), {}, expect=404)
+    assert "stats, replay" in payload["error"]
+
+
+@pytest.fixture
+def http_server(request, io_loop, _unused_port, app):
+    """The test server trusting X-Real-Ip, so a test can pose as a remote client."""
+    server = tornado.httpserver.HTTPServer(app, xheaders=True)
+    server.add_socket(_unused_port[0])
+    yield server
+    server.stop()
+
+
+@pytest.mark.gen_test
+async def test_put_faults_from_a_non_loopback_address_is_403_without_a_token(http_client, http_url, hub):
+    url = http_url("/api/streams/stats/faults")
+    payload = await put_faults(http_client, url, {"drop_rate": 0.5}, {"X-Real-Ip": "192.0.2.10"}, expect=403)
+    assert "api_token" in payload["error"] and hub.streams["stats"].faults is None
+
+
+@pytest.mark.config(server={"api_token": "s3cret"})
+@pytest.mark.gen_test
+async def test_with_a_token_put_faults_needs_the_bearer_header(http_client, http_url, hub):
+    url = http_url("/api/streams/stats/faults")
+    await put_faults(http_client, url, {"drop_rate": 0.5}, expect=401)
+    await put_faults(http_client, url, {"drop_rate": 0.5}, {"Authorization": "Bearer s3cret",
+                                                            "X-Real-Ip": "192.0.2.10"})
+    assert hub.streams["stats"].faults.describe()["drop_rate"] == 0.5
