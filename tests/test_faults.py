@@ -256,17 +256,30 @@ async def test_disconnect_code_closes_with_that_code(ws_connect):
 
 @pytest.mark.config(stats={"faults": {"disconnect_every_s": 0.5}})
 @pytest.mark.gen_test
-async def test_each_client_is_disconnected_within_ten_percent_of_n_seconds_after_it_connected(ws_connect):
+async def test_each_client_is_disconnected_about_n_seconds_after_it_connected(ws_connect):
     async def lifetime() -> float:
-        start = time.monotonic()
         conn = await ws_connect("/")
+        start = time.monotonic()
         while await asyncio.wait_for(conn.read_message(), 2) is not None:
             pass
         return time.monotonic() - start
 
     lifetimes = await asyncio.gather(*(lifetime() for _ in range(8)))
-    assert all(0.44 < t < 0.65 for t in lifetimes), lifetimes  # 0.45-0.55 s, plus scheduling
+    assert all(0.43 < t < 0.9 for t in lifetimes), lifetimes  # 0.45-0.55 s, plus a loaded machine's delays
     assert max(lifetimes) - min(lifetimes) > 0.01  # jittered, so reconnects do not stampede in step
+
+
+def test_disconnect_times_are_spread_over_n_seconds_plus_or_minus_ten_percent(io_loop):
+    injector = fault_injector(FaultsConfig(disconnect_every_s=30), 7, "feed")
+    subs = [SimpleNamespace(fault_state=None) for _ in range(200)]
+    now = io_loop.asyncio_loop.time()  # the clock of the timer handles (IOLoop.time() is wall time)
+    for sub in subs:
+        injector.on_subscribe(None, sub)
+    delays = [sub.fault_state.disconnect.when() - now for sub in subs]
+    for sub in subs:
+        injector.on_unsubscribe(None, sub)
+    assert all(27 <= d <= 33.01 for d in delays), (min(delays), max(delays))
+    assert min(delays) < 27.3 and max(delays) > 32.7  # the whole window is used
 
 
 @pytest.mark.config(stats={"interval_ms": 20, "faults": {"disconnect_every_s": 30, "latency_ms": [200, 300]}})
