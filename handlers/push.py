@@ -6,6 +6,7 @@ demo page, so ``http://localhost:3030/`` works although a stream lives at ``/``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from tornado.websocket import WebSocketClosedError
@@ -17,11 +18,11 @@ from handlers.websocket import HubWebSocketHandler
 class PushHandler(HubWebSocketHandler):
     """Connects one WebSocket to the stream served at the request path."""
 
-    async def get(self, *args: Any, **kwargs: Any) -> None:
+    def get(self, *args: Any, **kwargs: Any) -> Awaitable[None] | None:
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
             send_demo_page(self)
-            return
-        await super().get(*args, **kwargs)
+            return None
+        return super().get(*args, **kwargs)  # not awaited here: see HubWebSocketHandler.get
 
     def open(self, *args: str, **kwargs: str) -> None:
         super().open()
@@ -31,17 +32,18 @@ class PushHandler(HubWebSocketHandler):
             return
         self.stream.subscribe(self)
 
-    async def on_message(self, message: str | bytes) -> None:
+    def on_message(self, message: str | bytes) -> Awaitable[None] | None:
         if self.stream is None:
-            return
+            return None
         if isinstance(message, bytes):
             message = message.decode("utf-8", "replace")
         reply = self.stream.reply_to(message)
-        if reply is not None:
-            try:
-                await self.write_message(reply)  # no more reading until it is out (see EchoHandler)
-            except WebSocketClosedError:
-                pass  # the client left before its reply
+        if reply is None:
+            return None
+        try:
+            return self.send(reply)  # no more reading until it is out (see EchoHandler)
+        except WebSocketClosedError:
+            return None  # the client left before its reply
 
     def on_close(self) -> None:
         if getattr(self, "stream", None) is not None:

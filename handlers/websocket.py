@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
 from typing import Any
 
-from tornado.websocket import WebSocketHandler, WebSocketProtocol, WebSocketProtocol13
+from tornado.concurrent import Future
+from tornado.iostream import IOStream, StreamClosedError
+from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol, WebSocketProtocol13
 
 from streams.hub import Hub
+from streams.stream import write_frame
+from streams.wire import ws_frame
 
 _DATA_AND_CONTROL_OPCODES = (0x0, 0x1, 0x2, 0x8, 0x9, 0xA)
 
@@ -55,7 +60,9 @@ class HubWebSocketHandler(WebSocketHandler):
     def initialize(self, hub: Hub) -> None:
         self.hub = hub
 
-    async def get(self, *args: Any, **kwargs: Any) -> None:
+    def get(self, *args: Any, **kwargs: Any) -> Awaitable[None] | None:
+        # not a coroutine: Tornado awaits the handshake's coroutine we return, and one frame
+        # fewer stays alive for as long as the connection is open (memory per idle client)
         if self.request.headers.get("Upgrade", "").lower() == "websocket" and self.hub.at_capacity():
             # refuse before the handshake so existing clients are unaffected
             self.set_status(503)
@@ -63,8 +70,8 @@ class HubWebSocketHandler(WebSocketHandler):
             self.set_header("Retry-After", "5")
             self.finish(json.dumps({"error": f"server is at its limit of {self.hub.server.max_clients} "
                                              "WebSocket clients (server.max_clients)"}))
-            return
-        await super().get(*args, **kwargs)
+            return None
+        return super().get(*args, **kwargs)
 
     def check_origin(self, origin: str) -> bool:
         """Browsers send Origin; non-browser clients without one are always allowed."""
@@ -95,3 +102,31 @@ class HubWebSocketHandler(WebSocketHandler):
 
     def on_close(self) -> None:
         self.hub.remove_socket(self)
+
+    def send(self, message: str | bytes, binary: bool = False) -> Awaitable[None] | None:
+        """Send one message: None when it is already out, else an awaitable done once it is.
+
+        Replies and echoes go out as one frame written straight to the socket
+        (``streams.stream.write_frame``): ``write_message`` creates an asyncio
+        Task per message. With compression negotiated, or over TLS, it is
+        ``write_message`` as usual. Raises WebSocketClosedError when the client has gone.
+        """
+        connection = self.ws_connection
+        if connection is None or connection.is_closing():
+            raise WebSocketClosedError()
+        if connection._compressor is not None or type(connection.stream) is not IOStream:
+            return _until_sent(self.write_message(message, binary=binary))
+        data = message.encode("utf-8") if isinstance(message, str) else message
+        try:
+            pending = write_frame(connection.stream, ws_frame(data, binary))
+        except StreamClosedError:
+            raise WebSocketClosedError() from None
+        return None if pending is None else _until_sent(pending)
+
+
+async def _until_sent(pending: Future[None]) -> None:
+    """Wait until a queued message is out; a client that left meanwhile is not an error."""
+    try:
+        await pending
+    except (StreamClosedError, WebSocketClosedError):
+        pass

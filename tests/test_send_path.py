@@ -16,7 +16,8 @@ import pytest
 from tornado.iostream import IOStream
 from tornado.routing import Rule
 
-from app import StreamPathMatches, make_app
+from app import EchoPathMatches, StreamPathMatches, make_app
+from handlers.echo import EchoHandler
 from handlers.push import PushHandler
 from streams.stream import write_frame
 from streams.wire import ws_frame
@@ -31,11 +32,19 @@ class CompressingPushHandler(PushHandler):
         return {}
 
 
+class CompressingEchoHandler(EchoHandler):
+    """The echo handler, accepting permessage-deflate when a client offers it."""
+
+    def get_compression_options(self) -> dict:
+        return {}
+
+
 @pytest.fixture
 def app(hub):
     """The usual app, except that stream paths negotiate compression with clients that offer it."""
     app = make_app(hub)
     app.wildcard_router.rules.insert(0, Rule(StreamPathMatches(hub), CompressingPushHandler, {"hub": hub}))
+    app.wildcard_router.rules.insert(0, Rule(EchoPathMatches(hub), CompressingEchoHandler, {"hub": hub}))
     return app
 
 
@@ -84,3 +93,19 @@ async def test_write_frame_sends_at_once_when_nothing_is_queued():
     assert right.recv(100) == frame
     stream.close()
     right.close()
+
+
+@pytest.mark.parametrize("compression", [None, {}], ids=["plain", "deflate"])
+@pytest.mark.gen_test
+async def test_replies_and_echoes_are_the_same_with_and_without_compression(ws_connect, compression):
+    """Replies and echoes take the pre-built-frame path, or write_message when compressed."""
+    stats = await ws_connect("/", compression_options=compression)
+    echo = await ws_connect("/echo", compression_options=compression)
+    assert (echo.protocol._compressor is not None) == (compression is not None)
+    await stats.write_message("héllo 你好")
+    while (reply := await asyncio.wait_for(stats.read_message(), 2)).startswith("{"):
+        pass  # pushed frames
+    assert reply == "web socket 已连接: héllo 你好"
+    for message in ("x" * 200_000, "héllo 你好", bytes(range(256))):  # one larger than a socket buffer
+        await echo.write_message(message, binary=isinstance(message, bytes))
+        assert await asyncio.wait_for(echo.read_message(), 2) == message
