@@ -204,7 +204,8 @@ def _stream_summary(config: AppConfig, name: str) -> str:
         when = "recorded timing" + (f" x{stream.speed:g}" if stream.speed != 1 else "")
     else:
         when = f"every {stream.interval_ms} ms"
-    return f"{what}, {when}, {stream.timeline}"
+    faults = f", FAULTS ON: {stream.faults.summary()}" if stream.faults and stream.faults.enabled() else ""
+    return f"{what}, {when}, {stream.timeline}{faults}"
 
 
 if __name__ == "__main__":

@@ -85,6 +85,12 @@ class FaultsConfig(BaseModel):
         return (self.disconnect_every_s is not None or self.latency_ms is not None or self.reorder
                 or self.drop_rate > 0 or self.duplicate_rate > 0 or self.malformed_rate > 0)
 
+    def summary(self) -> str:
+        """The faults that are on, for the start-up banner: 'disconnect_every_s 30, drop_rate 0.05'."""
+        on = {key: value for key, value in self.model_dump(mode="json").items() if value not in (None, 0, False)}
+        return ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
+                         for key, value in on.items())
+
 
 def malformed(frame: Frame) -> Frame:
     """The first half of a frame followed by ``<malformed>``: never valid JSON, still valid UTF-8.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from random import Random
 from types import SimpleNamespace
@@ -20,7 +22,7 @@ from config import ConfigError, load_config
 from streams.faults import MALFORMED_MARK, FaultInjector, FaultsConfig, fault_injector
 from streams.hub import Hub, stream_rng
 from streams.sources import Frame
-from support import base_config, write_config
+from support import ROOT, base_config, write_config
 
 # a stream that sends only what a test pushes
 FEED = {"name": "feed", "path": "/feed", "source": "random", "interval_ms": 600_000,
@@ -100,6 +102,19 @@ def test_a_wrong_faults_block_is_a_config_error_naming_the_key(tmp_path, faults,
         load_config(write_config(tmp_path, data))
     [reported] = caught.value.problems
     assert f"streams[0].{problem}" in reported, reported
+
+
+def test_the_banner_says_which_faults_are_on(tmp_path):
+    """Clients dropped on purpose should never puzzle whoever started the server."""
+    data = base_config()
+    data["streams"][0]["faults"] = {"disconnect_every_s": 30, "drop_rate": 0.05, "latency_ms": [0, 100]}
+    result = subprocess.run([sys.executable, "server.py", "--check", "-c", str(write_config(tmp_path, data))],
+                            cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    [stats] = [line for line in result.stdout.splitlines() if "stats:" in line]
+    assert stats.endswith("per-client, FAULTS ON: disconnect_every_s 30, latency_ms [0, 100], drop_rate 0.05")
+    [replay] = [line for line in result.stdout.splitlines() if "replay:" in line]
+    assert "FAULTS" not in replay
 
 
 # -- reproducible and separate from the data
