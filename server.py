@@ -31,6 +31,7 @@ from streams.hub import Hub
 
 log = logging.getLogger("mockws")
 
+HTTP_IDLE_TIMEOUT_S = 30.0  # idle keep-alive or half-sent HTTP requests; upgraded WebSockets are not affected
 SHUTDOWN_CLOSE_WAIT_S = 1.0  # how long closing clients get to answer our 1001 before we exit
 
 
@@ -96,7 +97,8 @@ async def serve(config: AppConfig, host: str, port: int, watch: bool = True) -> 
         return 1
     raise_open_file_limit(config.settings.server.max_clients)
     hub = Hub(config)
-    server = HTTPServer(make_app(hub))
+    # a connection that never finishes its request (or handshake) is dropped, not held for an hour
+    server = HTTPServer(make_app(hub), idle_connection_timeout=HTTP_IDLE_TIMEOUT_S, body_timeout=HTTP_IDLE_TIMEOUT_S)
     server.add_sockets(sockets)
     tune_gc()  # start-up is done: what it built is never garbage
     print(describe(config, host, sockets[0].getsockname()[1], watching=watch), flush=True)
