@@ -51,7 +51,7 @@ class TemplateError(ValueError):
 class CompiledTemplate:
     """A template ready to render frames: literal JSON text with generator holes."""
 
-    __slots__ = ("_format", "_leaves", "_initial_state", "source_text")
+    __slots__ = ("_format", "_leaves", "_initial_state", "source_text", "_int_ranges")
 
     def __init__(self, parts: list[Part], initial_state: list[Any], source_text: str = "") -> None:
         self.source_text = source_text  # the template it was compiled from, to tell edits apart
@@ -59,6 +59,11 @@ class CompiledTemplate:
                                for p in parts)
         self._leaves = tuple(p for p in parts if not isinstance(p, str))
         self._initial_state = tuple(initial_state)
+        # every generator an $int (the seed's stats template): render them in one comprehension
+        # instead of a call per leaf; the same draws in the same order, so seeds still reproduce
+        self._int_ranges = (tuple((leaf.lo, leaf.span) for leaf in self._leaves)
+                            if self._leaves and all(isinstance(leaf, _IntLeaf) for leaf in self._leaves)
+                            else None)
 
     def new_state(self) -> State:
         """Fresh generator state for one timeline."""
@@ -67,6 +72,9 @@ class CompiledTemplate:
     def render(self, state: State, rng: Random) -> str:
         """The next frame of the timeline that owns ``state``, as JSON text."""
         state[0] += 1
+        if self._int_ranges is not None:
+            draw = rng.random
+            return self._format.format(*[lo + int(draw() * span) for lo, span in self._int_ranges])
         return self._format.format(*[leaf(state, rng) for leaf in self._leaves])
 
     def render_part(self, state: State, rng: Random) -> str:
@@ -164,8 +172,21 @@ def _make_int(_: _Compiler, args: Any, path: tuple) -> Leaf:
     lo, hi, _digits = _pair(args, path, "$int", integers=True)
     span = hi - lo + 1
     if span <= 1 << 32:
-        return lambda state, rng: str(lo + int(rng.random() * span))
+        return _IntLeaf(lo, span)
     return lambda state, rng: str(rng.randint(lo, hi))
+
+
+class _IntLeaf:
+    """An $int generator whose range is small enough for one ``random()`` draw."""
+
+    __slots__ = ("lo", "span")
+
+    def __init__(self, lo: int, span: int) -> None:
+        self.lo = lo
+        self.span = span
+
+    def __call__(self, state: State, rng: Random) -> str:
+        return str(self.lo + int(rng.random() * self.span))
 
 
 def _make_float(_: _Compiler, args: Any, path: tuple) -> Leaf:

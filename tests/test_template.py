@@ -116,3 +116,13 @@ def test_bad_generators_are_errors_with_their_path(template, path, message):
         compile_template(template)
     assert caught.value.path == path
     assert message in caught.value.message
+
+
+def test_a_template_of_only_ints_renders_the_same_frames_as_mixed_ones():
+    """The all-$int fast path draws the same numbers in the same order as the general path."""
+    ints = {"a": {"$int": [0, 1000000]}, "b": [{"$int": [-5, 5]}, {"$int": [7, 7]}], "name": "人像"}
+    mixed = {**ints, "c": {"$seq": True}}  # a generator that draws nothing: the general path
+    fast = frames(ints, 50, seed=3)
+    general = frames(mixed, 50, seed=3)
+    assert [{k: v for k, v in f.items() if k != "c"} for f in general] == fast
+    assert all(0 <= f["a"] <= 1000000 and -5 <= f["b"][0] <= 5 and f["b"][1] == 7 for f in fast)
