@@ -20,3 +20,6 @@ class DemoHandler(RequestHandler):
 
     def get(self) -> None:
         send_demo_page(self)
+
+    def head(self) -> None:
+        send_demo_page(self)

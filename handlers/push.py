@@ -24,6 +24,9 @@ class PushHandler(HubWebSocketHandler):
             return None
         return super().get(*args, **kwargs)  # not awaited here: see HubWebSocketHandler.get
 
+    def head(self, *args: Any, **kwargs: Any) -> None:
+        send_demo_page(self)  # `curl -I` of a stream path: the page's headers
+
     def open(self, *args: str, **kwargs: str) -> None:
         super().open()
         self.stream = self.hub.stream_at(self.request.path)

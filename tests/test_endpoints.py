@@ -80,6 +80,14 @@ async def test_static_files_are_revalidated_on_every_load(http_client, http_url)
     assert response.headers["Cache-Control"] == "no-cache" and "Etag" in response.headers
 
 
+@pytest.mark.gen_test
+@pytest.mark.parametrize("path", ["/", "/replay"])
+async def test_head_of_a_stream_path_answers_with_the_page_headers(http_client, http_url, path):
+    response = await http_client.fetch(http_url(path), method="HEAD")
+    assert response.code == 200 and response.headers["Content-Type"].startswith("text/html")
+    assert response.body == b""
+
+
 @pytest.mark.config(stats=None)
 @pytest.mark.gen_test
 async def test_demo_page_is_served_at_root_without_a_stream_there(http_client, http_url):
