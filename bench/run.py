@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""Fan-out benchmarks: this server against the original Node `ws` server, side by side.
+
+    python3 bench/run.py                      # every scenario, 3 alternating rounds (about 12 min when quiet)
+    python3 bench/run.py --only 'seed|echo'   # some scenarios (a regex on their names)
+    python3 bench/run.py --also /tmp/old      # a third server: another checkout of this project
+    python3 bench/run.py --summarize bench/results/<timestamp>   # print an earlier run's table again
+
+Needs the wsbench harness (wsbench.py, anchor_node_ws.js, client.js) in
+../shared/bench next to this repository, or wherever --harness / $WSBENCH_DIR
+points, plus Node 20 and npm (the harness installs `ws` into ~/.cache/wsbench on
+its first run). Each scenario runs `wsbench.py <mode> --server-cmd NODE --vs OURS`,
+alternating the servers round by round, and the table compares medians.
+
+Raw tables, JSON lines and progress logs go to bench/results/<timestamp>/
+(git-ignored); the summary table is printed and written there as summary.md.
+Our server runs with this interpreter (sys.executable) and bench/bench.yaml,
+from the repository folder, so the harness's own venv is not used for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_HARNESS = ROOT.parent / "shared" / "bench"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One wsbench run: mode, stream path, load, and the target it checks."""
+
+    name: str
+    mode: str  # fanout | echo | memory
+    path: str  # the stream in bench/bench.yaml
+    clients: int
+    interval_ms: int | None = None
+    duration_s: float = 10.0
+    ours_only: bool = False  # no Node reference (the 10k idle check)
+    target: str = ""
+
+
+SCENARIOS = [
+    Scenario("t1_seed_1000c_100ms", "fanout", "/", 1000, 100,
+             target="delivered >= 99%, p99 <= 1.5 x interval, us/msg <= 1.0 x Node"),
+    Scenario("t2_shared_1000c_100ms", "fanout", "/shared", 1000, 100,
+             target="delivered >= 99%, us/msg <= 0.7 x Node"),
+    Scenario("t3_replay_1000c_100ms", "fanout", "/replay", 1000, 100, target="us/msg <= 0.8 x Node"),
+    Scenario("t4_overload_500c_5ms", "fanout", "/overload", 500, 5, duration_s=8.0,
+             target="delivered msg/s >= Node"),
+    Scenario("t5_memory_2000c", "memory", "/idle", 2000, target="KB/conn <= 1.0 x Node"),
+    Scenario("t5_idle_10000c", "memory", "/idle", 10000, ours_only=True, target="10,000 idle connections"),
+    Scenario("t6_echo_50c", "echo", "/idle", 50, target="us/round trip <= 2.0 x Node"),
+]
+
+
+def parse_args() -> argparse.Namespace:
+    """The command line."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--harness", type=Path, default=Path(os.environ.get("WSBENCH_DIR", DEFAULT_HARNESS)),
+                    help=f"folder holding wsbench.py (default: $WSBENCH_DIR or {DEFAULT_HARNESS})")
+    ap.add_argument("--only", default="", help="run only the scenarios whose name matches this regex")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per scenario (default 3)")
+    ap.add_argument("--also", action="append", default=[], type=Path, metavar="CHECKOUT",
+                    help="also run the server of another checkout of this project (e.g. a git worktree)")
+    ap.add_argument("--out", type=Path, help="results folder (default bench/results/<timestamp>)")
+    ap.add_argument("--config", default="bench/bench.yaml", help="server config, relative to each checkout")
+    ap.add_argument("--summarize", type=Path, metavar="RESULTS_DIR",
+                    help="print the table of an earlier run's results folder again, without running anything")
+    ap.add_argument("wsbench_args", nargs="*", help="extra wsbench.py options, after --")
+    return ap.parse_args()
+
+
+def our_cmd(checkout: Path, config: str) -> str:
+    """The server command for one checkout of this project (the harness sets $PORT)."""
+    inner = (f"cd {shlex.quote(str(checkout))} && exec {shlex.quote(sys.executable)} server.py "
+             f"-c {shlex.quote(config)} --port \"$PORT\" --log-level warning")
+    return f"sh -c {shlex.quote(inner)}"
+
+
+def run_scenario(sc: Scenario, args: argparse.Namespace, servers: list[tuple[str, str]], out: Path) -> dict:
+    """Run one scenario through wsbench.py; returns its final JSON line."""
+    if sc.ours_only:
+        servers = [s for s in servers if s[0] != "node"][:1]
+    cmd = [sys.executable, str(args.harness / "wsbench.py"), sc.mode, "--server-cmd", servers[0][1]]
+    for _, server in servers[1:]:
+        cmd += ["--vs", server]
+    cmd += ["--url", f"ws://127.0.0.1:PORT{sc.path}", "--clients", str(sc.clients), "--cwd", str(ROOT),
+            "--rounds", str(1 if sc.ours_only else args.rounds)]
+    if sc.interval_ms is not None:
+        cmd += ["--interval-ms", str(sc.interval_ms)]
+    if sc.mode != "memory":
+        cmd += ["--duration", str(sc.duration_s)]
+    cmd += args.wsbench_args
+    print(f"== {sc.name}: {shlex.join(cmd)}", file=sys.stderr, flush=True)
+    with open(out / f"{sc.name}.txt", "w") as stdout, open(out / f"{sc.name}.log", "w") as stderr:
+        stdout.write("# " + shlex.join(cmd) + "\n")
+        stdout.flush()
+        done = subprocess.run(cmd, stdout=stdout, stderr=stderr, timeout=3000)
+    text = (out / f"{sc.name}.txt").read_text()
+    if done.returncode != 0:
+        tail = (out / f"{sc.name}.log").read_text()[-1500:]
+        raise SystemExit(f"{sc.name}: wsbench.py exited with {done.returncode}; see {out}/{sc.name}.log\n{tail}")
+    print("\n".join(line for line in text.splitlines() if not line.startswith("{")), file=sys.stderr)
+    result = json.loads(next(line for line in reversed(text.splitlines()) if line.startswith("{")))
+    result["labels"] = [name for name, _ in servers]
+    return result
+
+
+def _ratio(ours: float | None, node: float | None) -> float | None:
+    return ours / node if ours is not None and node else None
+
+
+def judge(sc: Scenario, medians: dict[str, dict]) -> list[tuple[str, ...]]:
+    """Rows (metric, node, ours, ratio, verdict, then each other server's value) for one scenario."""
+    node, ours = medians.get("node", {}), medians.get("ours", {})
+    others = [m for label, m in medians.items() if label not in ("node", "ours")]
+    rows = []
+
+    def row(metric: str, key: str, fmt: str, ok: bool | None, ratio: bool = True) -> None:
+        n, o = node.get(key), ours.get(key)
+        r = _ratio(o, n) if ratio else None
+        rows.append((metric, "-" if n is None else format(n, fmt), "-" if o is None else format(o, fmt),
+                     "-" if r is None else f"{r:.2f}", "" if ok is None else ("met" if ok else "MISSED"),
+                     *("-" if m.get(key) is None else format(m[key], fmt) for m in others)))
+
+    if sc.mode == "fanout":
+        us = _ratio(ours.get("server_us_per_msg"), node.get("server_us_per_msg"))
+        limit = {"t1": 1.0, "t2": 0.7, "t3": 0.8}.get(sc.name[:2])
+        pct = ours.get("delivered_pct") or 0
+        row("delivered %", "delivered_pct", ".1f", pct >= 99 if sc.name[:2] in ("t1", "t2") else None, False)
+        row("delivered msg/s", "delivered_per_s", ",.0f",
+            (_ratio(ours.get("delivered_per_s"), node.get("delivered_per_s")) or 0) >= 1.0
+            if sc.name.startswith("t4") else None)
+        p99 = ours.get("iat_p99_ms")
+        row("inter-arrival p50 ms", "iat_p50_ms", ".1f", None, False)
+        row("inter-arrival p99 ms", "iat_p99_ms", ".1f",
+            p99 is not None and p99 <= 1.5 * sc.interval_ms if sc.name.startswith("t1") else None, False)
+        row("server CPU %", "server_cpu_pct", ".1f", None)
+        row("server µs/msg", "server_us_per_msg", ".1f", us is not None and us <= limit if limit else None)
+    elif sc.mode == "memory":
+        kb = _ratio(ours.get("kb_per_conn"), node.get("kb_per_conn"))
+        if sc.ours_only:
+            rows.append(("connected", "-", f"{ours.get('clients', 0):,.0f}", "-",
+                         "met" if ours.get("clients") == sc.clients else "MISSED", *("-" for _ in others)))
+        row("RSS before MB", "rss_before_mb", ".1f", None, False)
+        row("RSS after MB", "rss_after_mb", ".1f", None, False)
+        row("KB/conn", "kb_per_conn", ".2f", None if sc.ours_only else kb is not None and kb <= 1.0)
+    else:
+        us = _ratio(ours.get("server_us_per_rt"), node.get("server_us_per_rt"))
+        row("round trips/s", "round_trips_per_s", ",.0f", None)
+        row("RTT p50 ms", "rtt_p50_ms", ".2f", None, False)
+        row("server CPU %", "server_cpu_pct", ".1f", None)
+        row("server µs/round trip", "server_us_per_rt", ".1f", us is not None and us <= 2.0)
+    return rows
+
+
+def summary(results: list[tuple[Scenario, dict]]) -> str:
+    """The markdown table of every scenario's medians, ratios and verdicts."""
+    others = [label for label in results[0][1]["labels"] if label not in ("node", "ours")]
+    lines = ["| scenario | target | metric | Node | ours | ours/Node | |" + "".join(f" {o} |" for o in others),
+             "| --- " * (7 + len(others)) + "|"]
+    for sc, result in results:
+        medians = {label: server["median"] for label, server in zip(result["labels"], result["servers"])}
+        for i, (metric, n, o, r, verdict, *rest) in enumerate(judge(sc, medians)):
+            rest += ["-"] * (len(others) - len(rest))  # a scenario run with our server only
+            lines.append(f"| {sc.name if i == 0 else ''} | {sc.target if i == 0 else ''} | {metric} | "
+                         f"{n} | {o} | {r} | {verdict} |" + "".join(f" {v} |" for v in rest))
+    noisy = [f"{sc.name} {label} round {i + 1}" for sc, result in results
+             for label, server in zip(result["labels"], result["servers"])
+             for i, run in enumerate(server["runs"]) if run.get("noisy")]
+    text = "\n".join(lines)
+    if noisy:
+        text += "\n\nRuns still noisy after retries: " + ", ".join(noisy)
+    return text
+
+
+def load_results(folder: Path) -> list[tuple[Scenario, dict]]:
+    """The scenarios found in an earlier run's results folder, with their final JSON lines."""
+    results = []
+    for sc in SCENARIOS:
+        path = folder / f"{sc.name}.txt"
+        if not path.is_file():
+            continue
+        lines = path.read_text().splitlines()
+        json_lines = [line for line in lines if line.startswith("{")]
+        if not json_lines:
+            continue  # unfinished
+        result = json.loads(json_lines[-1])
+        command = shlex.split(lines[0][2:])  # "# wsbench.py ... --server-cmd NODE --vs OURS --vs ..."
+        servers = [command[i + 1] for i, arg in enumerate(command) if arg in ("--server-cmd", "--vs")]
+        if sc.ours_only:
+            result["labels"] = ["ours"]
+        else:  # as run_scenario orders them: node, ours, then each --also checkout
+            result["labels"] = ["node", "ours"] + [f"also:{_checkout(cmd)}" for cmd in servers[2:]]
+        results.append((sc, result))
+    return results
+
+
+def _checkout(server_cmd: str) -> str:
+    found = re.search(r"cd (\S+) &&", server_cmd)
+    return found.group(1) if found else server_cmd
+
+
+def main() -> int:
+    """Run the selected scenarios and print the summary table."""
+    args = parse_args()
+    if args.summarize:
+        print(summary(load_results(args.summarize)))
+        return 0
+    wsbench = args.harness / "wsbench.py"
+    anchor = args.harness / "anchor_node_ws.js"
+    if not wsbench.is_file() or not anchor.is_file():
+        print(f"error: the wsbench harness is not at {args.harness} (wsbench.py and anchor_node_ws.js); "
+              "pass --harness DIR or set WSBENCH_DIR", file=sys.stderr)
+        return 2
+    servers = [("node", f"node {shlex.quote(str(anchor))}"), ("ours", our_cmd(ROOT, args.config))]
+    servers += [(f"also:{path}", our_cmd(path.resolve(), args.config)) for path in args.also]
+    chosen = [sc for sc in SCENARIOS if re.search(args.only, sc.name)]
+    if not chosen:
+        print(f"error: no scenario matches {args.only!r}; scenarios: {', '.join(s.name for s in SCENARIOS)}",
+              file=sys.stderr)
+        return 2
+    out = args.out or ROOT / "bench" / "results" / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    results = [(sc, run_scenario(sc, args, servers, out)) for sc in chosen]
+    table = summary(results)
+    (out / "summary.md").write_text(table + "\n")
+    print(table)
+    print(f"\nraw results: {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
