@@ -52,7 +52,7 @@ class RandomSource:
 
     def frame(self, index: int, state: list, rng: Random) -> Frame:
         """The next frame of a timeline (``index`` is unused: every frame is fresh)."""
-        return Frame.text(self.template.render(state, rng))
+        return Frame(self.template.render_utf8(state, rng))
 
 
 class ReplaySource:

@@ -100,13 +100,19 @@ def write_frame(stream: IOStream, data: bytes) -> Future[None] | None:
 
     ``IOStream.write`` costs a buffer copy, a Future and a callback per call:
     more than half of the server's CPU per pushed frame (38 vs 17 us at 1000
-    clients) and most of the short-lived objects that wake the cyclic GC. When nothing is queued ahead of the frame,
-    one ``send`` keeps the byte order and usually takes the whole frame; the
-    rest, if any, is queued by ``IOStream.write`` as before (whose Future is
-    returned, for callers that wait until it is out). Tornado internals.
+    clients) and most of the short-lived objects that wake the cyclic GC.
+    When nothing is queued ahead of the frame, one ``send`` keeps the byte
+    order and usually takes the whole frame; the rest, if any, is queued by
+    ``IOStream.write`` as before (whose Future is returned, for callers that
+    wait until it is out). Tornado internals.
     """
-    if stream._write_buffer or stream.closed():
+    if unflushed_bytes(stream) or stream.closed():
         return stream.write(data)  # keeps the order behind queued bytes; raises StreamClosedError
+    return send_unqueued(stream, data)
+
+
+def send_unqueued(stream: IOStream, data: bytes) -> Future[None] | None:
+    """write_frame for an open ``stream`` with nothing queued (the caller checked): one ``send``."""
     try:
         sent = stream.socket.send(data)
     except BlockingIOError:
@@ -349,7 +355,7 @@ class Stream:
                 self._send(each, frame)
         else:
             self._send(sub, frame)
-        if self._at_end(timeline):
+        if self.source.length is not None and self._at_end(timeline):
             self._finish(timeline)
             return None
         return self._next_due(timeline, now)
@@ -369,13 +375,14 @@ class Stream:
         return length is not None and not self.config.loop and timeline.index >= length
 
     def _next_due(self, timeline: Timeline, now: float) -> float:
-        interval = self.config.interval_ms / 1000
-        offsets = self.source.offsets_s if self.config.timing == "recorded" else None
-        if offsets is not None:
+        config = self.config
+        interval = config.interval_ms / 1000
+        if config.timing == "recorded" and self.source.offsets_s is not None:
+            offsets = self.source.offsets_s
             if timeline.index >= len(offsets):  # looping: the next loop starts one interval after the last frame
                 timeline.epoch = timeline.due + interval
                 return timeline.epoch
-            return timeline.epoch + offsets[timeline.index] / self.config.speed
+            return timeline.epoch + offsets[timeline.index] / config.speed
         due = timeline.due + interval  # a fixed grid from the first frame: no drift
         if due <= now - interval:
             # more than a whole interval late (a long pause): skip the missed
@@ -412,13 +419,17 @@ class Stream:
         connection = sub.client.ws_connection
         if connection is None or connection.is_closing():
             return False
+        stream = connection.stream
         try:
-            if unflushed_bytes(connection.stream) > self.server.max_pending_bytes:
+            queued = unflushed_bytes(stream)
+            if queued > self.server.max_pending_bytes:
                 return self._too_slow(sub)
-            if sub.raw:
-                write_frame(connection.stream, frame.wire)
-            else:
+            if not sub.raw:
                 sub.client.write_message(frame.data, binary=frame.binary)
+            elif queued:
+                stream.write(frame.wire)  # behind what is already queued, in order
+            else:
+                send_unqueued(stream, frame.wire)  # is_closing() above: the stream is open
         except (StreamClosedError, WebSocketClosedError):
             return False  # it disconnected mid-push; on_close unsubscribes it
         except Exception:  # noqa: BLE001 - one client's failure must not stop the others or the clock
@@ -470,7 +481,7 @@ def _quantum(config: StreamConfig) -> float:
     """Bucket width of the stream's clock: fine enough to keep every client's phase."""
     if config.timing == "recorded":
         return 0.002
-    return min(0.010, max(0.0005, config.interval_ms / 1000 / 20))
+    return min(0.010, max(0.0005, config.interval_ms / 1000 / 10))
 
 
 def _show(value: Any) -> str:

@@ -51,7 +51,7 @@ class TemplateError(ValueError):
 class CompiledTemplate:
     """A template ready to render frames: literal JSON text with generator holes."""
 
-    __slots__ = ("_format", "_leaves", "_initial_state", "source_text", "_int_ranges")
+    __slots__ = ("_format", "_leaves", "_initial_state", "source_text", "_int_ranges", "_int_format")
 
     def __init__(self, parts: list[Part], initial_state: list[Any], source_text: str = "") -> None:
         self.source_text = source_text  # the template it was compiled from, to tell edits apart
@@ -64,6 +64,9 @@ class CompiledTemplate:
         self._int_ranges = (tuple((leaf.lo, leaf.span) for leaf in self._leaves)
                             if self._leaves and all(isinstance(leaf, _IntLeaf) for leaf in self._leaves)
                             else None)
+        # ... straight into UTF-8 bytes with %d holes: no str.format over CJK text, no encode
+        self._int_format = (b"".join(p.encode("utf-8").replace(b"%", b"%%") if isinstance(p, str) else b"%d"
+                                     for p in parts) if self._int_ranges is not None else None)
 
     def new_state(self) -> State:
         """Fresh generator state for one timeline."""
@@ -71,11 +74,15 @@ class CompiledTemplate:
 
     def render(self, state: State, rng: Random) -> str:
         """The next frame of the timeline that owns ``state``, as JSON text."""
+        return self.render_utf8(state, rng).decode("utf-8")
+
+    def render_utf8(self, state: State, rng: Random) -> bytes:
+        """The next frame of the timeline that owns ``state``, as UTF-8 JSON (what goes on the wire)."""
         state[0] += 1
-        if self._int_ranges is not None:
+        if self._int_format is not None:
             draw = rng.random
-            return self._format.format(*[lo + int(draw() * span) for lo, span in self._int_ranges])
-        return self._format.format(*[leaf(state, rng) for leaf in self._leaves])
+            return self._int_format % tuple([lo + int(draw() * span) for lo, span in self._int_ranges])
+        return self._format.format(*[leaf(state, rng) for leaf in self._leaves]).encode("utf-8")
 
     def render_part(self, state: State, rng: Random) -> str:
         """Render without counting a frame (a $choice option inside a frame)."""
