@@ -6,6 +6,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+import tornado.httpserver
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,3 +62,14 @@ def edit_config(data: dict[str, Any], **changes: Any) -> dict[str, Any]:
         else:
             stream_config(data, key).update(value)
     return data
+
+
+@pytest.fixture(name="http_server")
+def http_server_trusting_x_real_ip(request, io_loop, _unused_port, app):
+    """pytest-tornado's test server, trusting X-Real-Ip so a test can pose as a remote client.
+
+    Import it into a test module to replace ``http_server`` there."""
+    server = tornado.httpserver.HTTPServer(app, xheaders=True)
+    server.add_socket(_unused_port[0])
+    yield server
+    server.stop()

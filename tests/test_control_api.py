@@ -6,10 +6,9 @@ import asyncio
 import json
 
 import pytest
-import tornado.httpserver
 from tornado.httpclient import HTTPClientError
 
-from support import CATEGORIES
+from support import CATEGORIES, http_server_trusting_x_real_ip  # noqa: F401 - replaces http_server here
 
 
 async def call(http_client, url, method="POST", body=None, headers=None, expect=200):
@@ -165,15 +164,6 @@ async def test_with_a_token_post_needs_the_bearer_header(http_client, http_url):
     await call(http_client, url, headers={"Authorization": "Bearer wrong"}, expect=401)
     await call(http_client, url, headers={"Authorization": "Bearer s3cret"})
     await call(http_client, http_url("/api/streams/stats"), "GET")  # GET stays open
-
-
-@pytest.fixture
-def http_server(request, io_loop, _unused_port, app):
-    """The test server trusting X-Real-Ip, so a test can pose as a remote client."""
-    server = tornado.httpserver.HTTPServer(app, xheaders=True)
-    server.add_socket(_unused_port[0])
-    yield server
-    server.stop()
 
 
 REMOTE = {"X-Real-Ip": "192.0.2.10"}

@@ -15,14 +15,13 @@ from random import Random
 from types import SimpleNamespace
 
 import pytest
-import tornado.httpserver
 from tornado.httpclient import HTTPClientError
 
 from config import ConfigError, load_config
 from streams.faults import MALFORMED_MARK, FaultInjector, FaultsConfig, fault_injector
 from streams.hub import Hub, stream_rng
 from streams.sources import Frame
-from support import ROOT, base_config, write_config
+from support import ROOT, base_config, http_server_trusting_x_real_ip, write_config  # noqa: F401 - replaces http_server here
 
 # a stream that sends only what a test pushes
 FEED = {"name": "feed", "path": "/feed", "source": "random", "interval_ms": 600_000,
@@ -406,15 +405,6 @@ async def test_put_faults_with_a_wrong_block_is_400_and_changes_nothing(http_cli
 async def test_put_faults_on_an_unknown_stream_is_404(http_client, http_url):
     payload = await put_faults(http_client, http_url("/api/streams/nope/faults"), {}, expect=404)
     assert "stats, replay" in payload["error"]
-
-
-@pytest.fixture
-def http_server(request, io_loop, _unused_port, app):
-    """The test server trusting X-Real-Ip, so a test can pose as a remote client."""
-    server = tornado.httpserver.HTTPServer(app, xheaders=True)
-    server.add_socket(_unused_port[0])
-    yield server
-    server.stop()
 
 
 @pytest.mark.gen_test
