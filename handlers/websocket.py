@@ -7,11 +7,11 @@ from collections.abc import Awaitable
 from typing import Any
 
 from tornado.concurrent import Future
-from tornado.iostream import IOStream, StreamClosedError
+from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, WebSocketProtocol, WebSocketProtocol13
 
 from streams.hub import Hub
-from streams.stream import write_frame
+from streams.stream import takes_raw_frames, write_frame
 from streams.wire import ws_frame
 
 _DATA_AND_CONTROL_OPCODES = (0x0, 0x1, 0x2, 0x8, 0x9, 0xA)
@@ -114,7 +114,7 @@ class HubWebSocketHandler(WebSocketHandler):
         connection = self.ws_connection
         if connection is None or connection.is_closing():
             raise WebSocketClosedError()
-        if connection._compressor is not None or type(connection.stream) is not IOStream:
+        if not takes_raw_frames(connection):
             return _until_sent(self.write_message(message, binary=binary))
         data = message.encode("utf-8") if isinstance(message, str) else message
         try:

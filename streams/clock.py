@@ -68,12 +68,6 @@ class Clock:
                 del self._buckets[item.bucket]
         item.bucket = None
 
-    def reschedule(self, item: Timed, due: float) -> None:
-        """Move ``item`` to a new due time."""
-        self.remove(item)
-        item.due = due
-        self.add(item)
-
     def set_quantum(self, quantum_s: float) -> None:
         """Change the bucket width, re-bucketing what is scheduled."""
         items = self.items()

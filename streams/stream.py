@@ -75,24 +75,30 @@ class Timeline:
 class Subscriber:
     """One connected client of a stream."""
 
-    __slots__ = ("client", "timeline", "dropped", "failed", "raw", "fault_state")
+    __slots__ = ("client", "timeline", "failed", "raw", "fault_state")
 
     def __init__(self, client: Client) -> None:
         self.client = client
         self.timeline: Timeline | None = None
-        self.dropped = 0  # frames skipped because the client was not reading
         self.failed = False  # an unexpected error was already logged for this client
-        # pre-built frames are only valid when no extension (compression) was negotiated, and
-        # write_frame sends them on the socket itself, so only over plain TCP (not TLS)
-        connection = client.ws_connection
-        self.raw = (connection is not None and getattr(connection, "_compressor", None) is None
-                    and type(getattr(connection, "stream", None)) is IOStream)
+        self.raw = takes_raw_frames(client.ws_connection)
         self.fault_state: Any = None  # owned by the stream's FaultInjector, if any
 
 
 def unflushed_bytes(stream: IOStream) -> int:
     """Bytes written to ``stream`` that the kernel has not accepted yet (Tornado internals)."""
     return stream._total_write_index - stream._total_write_done_index
+
+
+def takes_raw_frames(connection: Any) -> bool:
+    """Whether pre-built frames may be written to this connection's socket (Tornado internals).
+
+    Only when no extension (compression) was negotiated, since a pre-built frame
+    is uncompressed, and only over plain TCP (not TLS), since write_frame sends
+    on the socket itself.
+    """
+    return (connection is not None and getattr(connection, "_compressor", None) is None
+            and type(getattr(connection, "stream", None)) is IOStream)
 
 
 def write_frame(stream: IOStream, data: bytes) -> Future[None] | None:
@@ -355,8 +361,9 @@ class Stream:
                 self._send(each, frame)
         else:
             self._send(sub, frame)
-        if self.source.length is not None and self._at_end(timeline):
-            self._finish(timeline)
+        length = self.source.length
+        if length is not None and not self.config.loop and timeline.index >= length:
+            self._finish(timeline)  # that was the last entry
             return None
         return self._next_due(timeline, now)
 
@@ -369,10 +376,6 @@ class Stream:
         frame = self.source.frame(timeline.index, timeline.state, self.rng)
         timeline.index += 1
         return frame
-
-    def _at_end(self, timeline: Timeline) -> bool:
-        length = self.source.length
-        return length is not None and not self.config.loop and timeline.index >= length
 
     def _next_due(self, timeline: Timeline, now: float) -> float:
         config = self.config
@@ -446,7 +449,6 @@ class Stream:
 
     def _too_slow(self, sub: Subscriber) -> bool:
         if self.server.slow_clients == "drop":
-            sub.dropped += 1
             self.frames_dropped += 1
             return False
         log.info("stream %s: closing a client that stopped reading (over %d unflushed bytes)",

@@ -27,8 +27,16 @@ def config_data(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 @pytest.fixture
-def app_config(tmp_path: Path, config_data: dict[str, Any]) -> AppConfig:
-    """The test config, written to a temp folder and loaded like a user's."""
+def mock_files() -> dict[str, str]:
+    """Extra files written beside the test config, by name; a test module overrides it to add its own."""
+    return {}
+
+
+@pytest.fixture
+def app_config(tmp_path: Path, config_data: dict[str, Any], mock_files: dict[str, str]) -> AppConfig:
+    """The test config, written to a temp folder with its mock files and loaded like a user's."""
+    for name, text in mock_files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
     return load_config(write_config(tmp_path, config_data))
 
 

@@ -133,14 +133,6 @@ class RawClient:
                 return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
         return DROPPED
 
-    async def wait_eof(self, timeout: float = 2.0) -> int:
-        """Read and discard until the server closes the TCP connection; returns the bytes discarded."""
-        discarded = 0
-        while await self._fill(timeout):
-            discarded += len(self.buffer)
-            self.buffer.clear()
-        return discarded
-
     def close(self) -> None:
         """Close the TCP connection abruptly (no close frame)."""
         self.sock.close()

@@ -19,7 +19,7 @@ from tornado.httpclient import HTTPClientError
 
 from config import ConfigError, load_config
 from streams.faults import MALFORMED_MARK, FaultInjector, FaultsConfig, fault_injector
-from streams.hub import Hub, stream_rng
+from streams.hub import stream_rng
 from streams.sources import Frame
 from support import ROOT, base_config, http_server_trusting_x_real_ip, write_config  # noqa: F401 - replaces http_server here
 

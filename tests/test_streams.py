@@ -153,11 +153,8 @@ async def test_string_entries_go_out_as_raw_text(ws_connect):
 
 
 @pytest.fixture
-def app_config(tmp_path, config_data):
-    (tmp_path / "mixed.jsonl").write_text('"plain text"\n{"a": 1.50, "b": [1, 2]}\n')
-    from config import load_config
-    from support import write_config
-    return load_config(write_config(tmp_path, config_data))
+def mock_files():
+    return {"mixed.jsonl": '"plain text"\n{"a": 1.50, "b": [1, 2]}\n'}
 
 
 @pytest.mark.gen_test

@@ -9,28 +9,27 @@ from random import Random
 
 import pytest
 
-from config import ServerConfig, StreamConfig, load_config
+from config import ServerConfig, StreamConfig
 from streams.sources import Frame, ReplaySource
 from streams.stream import Stream, Timeline
-from support import write_config
 
 # The timing tolerances allow for a loaded 2-core machine; drift itself is tested with a fake clock below.
 GAPS_MS = [0, 40, 120, 10, 80]  # recorded offsets 0, 40, 160, 170, 250
 
 
-def recording(folder, gaps_ms=GAPS_MS):
+def recording(gaps_ms=GAPS_MS):
+    """A recorded .jsonl with frames {"i": n} at the given gaps, and a reconnect marker."""
     t, lines = 0, []
     for i, gap in enumerate(gaps_ms):
         t += gap
         lines.append(json.dumps({"t": t, "data": {"i": i}}))
     lines.insert(2, json.dumps({"t": 45, "event": "reconnected"}))
-    (folder / "rec.jsonl").write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture
-def app_config(tmp_path, config_data):
-    recording(tmp_path)
-    return load_config(write_config(tmp_path, config_data))
+def mock_files():
+    return {"rec.jsonl": recording()}
 
 
 async def timed_frames(conn, n):
