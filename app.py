@@ -12,9 +12,10 @@ from handlers.api import ApiNotFoundHandler, HealthHandler, StreamsHandler
 from handlers.control import (FaultsHandler, PauseHandler, PushFrameHandler, ResumeHandler, SeekHandler,
                               StreamHandler)
 from handlers.demo import DemoHandler
-from handlers.echo import EchoHandler
-from handlers.push import PushHandler
+from handlers.echo import EchoEndpoint, EchoHandler
+from handlers.push import PushEndpoint, PushHandler
 from streams.hub import Hub
+from transport.connection import Connections
 
 STATIC_PATH = Path(__file__).parent / "static"
 
@@ -48,6 +49,9 @@ class EchoPathMatches(Matcher):
 
 def make_app(hub: Hub, **settings: object) -> Application:
     """The application serving a hub's streams, echo, API and demo page."""
+    connections = Connections(lambda: (hub.server.ping_interval_s, hub.server.ping_timeout_s))
+    echo = {"hub": hub, "connections": connections, "endpoint": EchoEndpoint(hub)}
+    push = {"hub": hub, "connections": connections, "endpoint": PushEndpoint(hub)}
     return Application(
         [
             (r"/healthz", HealthHandler),
@@ -59,12 +63,11 @@ def make_app(hub: Hub, **settings: object) -> Application:
             (r"/api/streams/([^/]+)/seek", SeekHandler, {"hub": hub}),
             (r"/api/streams/([^/]+)/faults", FaultsHandler, {"hub": hub}),
             (r"/api/.*", ApiNotFoundHandler),
-            Rule(EchoPathMatches(hub), EchoHandler, {"hub": hub}),
-            Rule(StreamPathMatches(hub), PushHandler, {"hub": hub}),
+            Rule(EchoPathMatches(hub), EchoHandler, echo),
+            Rule(StreamPathMatches(hub), PushHandler, push),
             Rule(PathMatches(r"/"), DemoHandler),
         ],
         static_path=str(STATIC_PATH),  # also serves /static/...
         static_handler_class=NoCacheStaticFileHandler,
-        websocket_max_message_size=hub.server.max_message_bytes,
         **settings,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,16 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TlsConfig(_Model):
+    """The `server.tls:` block: serve https:// and wss:// with this certificate."""
+
+    cert_file: StrictStr  # PEM, relative to the config file's folder
+    key_file: StrictStr
+
+
+Subprotocols = tuple[Annotated[StrictStr, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")], ...]
+
+
 class ServerConfig(_Model):
     """The `server:` block: where to listen and the limits every client lives by."""
 
@@ -47,6 +58,8 @@ class ServerConfig(_Model):
     max_clients: PositiveInt = 10_000
     ping_interval_s: Annotated[Number, Field(ge=0)] = 20.0
     ping_timeout_s: Annotated[Number, Field(ge=0)] = 20.0
+    compression: StrictBool = False  # permessage-deflate with clients that offer it
+    tls: TlsConfig | None = None
 
     def origin_allowed(self, origin: str) -> bool:
         """Whether a browser page at ``origin`` may open a WebSocket here."""
@@ -70,6 +83,7 @@ class StreamConfig(_Model):
     timing: Literal["interval", "recorded"] = "interval"
     speed: Annotated[Number, Field(gt=0)] = 1.0
     faults: FaultsConfig | None = None  # off unless set (streams.faults)
+    subprotocols: Subprotocols | None = None  # None: accept the first protocol a client offers
 
     def reply_to(self, message: str) -> str | None:
         """The text answered to a client's message, or None when the stream does not reply."""
@@ -80,6 +94,7 @@ class EchoConfig(_Model):
     """The `echo:` block: a WebSocket that sends every message back unchanged."""
 
     path: UrlPath = "/echo"
+    subprotocols: Subprotocols | None = None
 
 
 class Settings(_Model):
@@ -149,6 +164,11 @@ def parse_config(text: str, path: Path) -> AppConfig:
     streams = list(enumerate(settings.streams)) if settings else _valid_streams(data.get("streams"))
     echo_path = settings.echo.path if settings and settings.echo else _valid_echo_path(data.get("echo", {}))
     problems += _check_names_and_paths(streams, echo_path, where)
+    if settings is not None and settings.server.tls is not None:
+        try:
+            tls_context(settings.server.tls, path.parent)
+        except TlsError as e:
+            problems.append(where.say(("server", "tls", e.key), e.message))
     sources, mock_files = _build_sources(streams, path.parent, where, problems)
     if problems or settings is None:
         raise ConfigError(problems, list(mock_files.values()))
@@ -232,7 +252,7 @@ def format_loc(loc: tuple) -> str:
     return out
 
 
-_KNOWN_KEYS = sorted({name for model in (Settings, ServerConfig, StreamConfig, EchoConfig, FaultsConfig)
+_KNOWN_KEYS = sorted({name for model in (Settings, ServerConfig, TlsConfig, StreamConfig, EchoConfig, FaultsConfig)
                       for name in model.model_fields})
 
 
@@ -288,6 +308,39 @@ def _pattern_message(loc: tuple) -> str:
     if loc and loc[-1] == "name":
         return "must be letters, digits, '-', '_' or '.' (it is used in URLs), starting with a letter or digit"
     return "must be a URL path starting with '/', without spaces, '?' or '#'"
+
+
+class TlsError(Exception):
+    """A certificate or key that cannot be used, and which key of `server.tls` names it."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+def tls_context(tls: TlsConfig, base: Path) -> ssl.SSLContext:
+    """The server's TLS context from `server.tls` (files relative to ``base``); raises TlsError."""
+    cert, key = base / tls.cert_file, base / tls.key_file
+    for name, file in (("cert_file", cert), ("key_file", key)):
+        try:
+            file.read_bytes()
+        except FileNotFoundError:
+            raise TlsError(name, f"file not found: {file} (a PEM file; docs/configuration.md shows how to "
+                                 "make a local certificate)") from None
+        except OSError as e:
+            raise TlsError(name, f"cannot read {file}: {e.strerror}") from None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as e:
+        if "KEY_VALUES_MISMATCH" in str(e) or e.reason == "KEY_VALUES_MISMATCH":
+            raise TlsError("key_file", f"{key} is not the key of the certificate {cert}") from None
+        if "PEM" in str(e) and "key" not in str(e).lower():
+            raise TlsError("cert_file", f"{cert} is not a PEM certificate ({e.reason})") from None
+        raise TlsError("key_file", f"cannot use {cert} with {key}: {e.reason or e} "
+                                   "(both must be PEM: the certificate and its unencrypted private key)") from None
+    return context
 
 
 def is_reserved(path: str) -> bool:

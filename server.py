@@ -25,9 +25,10 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from app import make_app
-from config import AppConfig, ConfigError, load_config
+from config import AppConfig, ConfigError, load_config, tls_context
 from reload import ConfigWatcher
 from streams.hub import Hub
+from transport.http import HARD_HEAD_LIMIT_BYTES, HeadLimit
 
 log = logging.getLogger("mockws")
 
@@ -98,7 +99,10 @@ async def serve(config: AppConfig, host: str, port: int, watch: bool = True) -> 
     raise_open_file_limit(config.settings.server.max_clients)
     hub = Hub(config)
     # a connection that never finishes its request (or handshake) is dropped, not held for an hour
-    server = HTTPServer(make_app(hub), idle_connection_timeout=HTTP_IDLE_TIMEOUT_S, body_timeout=HTTP_IDLE_TIMEOUT_S)
+    tls = config.settings.server.tls
+    server = HTTPServer(HeadLimit(make_app(hub)), idle_connection_timeout=HTTP_IDLE_TIMEOUT_S,
+                        body_timeout=HTTP_IDLE_TIMEOUT_S, max_header_size=HARD_HEAD_LIMIT_BYTES,
+                        ssl_options=tls_context(tls, config.file.parent) if tls is not None else None)
     server.add_sockets(sockets)
     tune_gc()  # start-up is done: what it built is never garbage
     print(describe(config, host, sockets[0].getsockname()[1], watching=watch), flush=True)
@@ -177,7 +181,8 @@ def raise_open_file_limit(max_clients: int) -> None:
 def describe(config: AppConfig, host: str, port: int, checked: bool = False, watching: bool = True) -> str:
     """The banner: every URL the server serves, with each stream's source and timing."""
     shown = "localhost" if host in ("0.0.0.0", "::", "") else host
-    http, ws = f"http://{shown}:{port}", f"ws://{shown}:{port}"
+    secure = "s" if config.settings.server.tls is not None else ""
+    http, ws = f"http{secure}://{shown}:{port}", f"ws{secure}://{shown}:{port}"
     head = (f"{config.file}: OK, it would serve on {http}" if checked
             else f"Mock WebSocket server on {http}  (config {config.file})")
     rows = [("demo page", f"{http}/", "")]

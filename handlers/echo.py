@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Sequence
 
-from tornado.websocket import WebSocketClosedError
+from handlers.websocket import WebSocketHandler
+from streams.hub import Hub
+from transport.connection import Connection
 
-from handlers.websocket import HubWebSocketHandler
 
-
-class EchoHandler(HubWebSocketHandler):
+class EchoEndpoint:
     """Sends each message back to its sender."""
 
-    def on_message(self, message: str | bytes) -> Awaitable[None] | None:
-        try:
-            # Tornado reads this client's next message only once the echo has gone out (it awaits
-            # what we return), so a client that sends without reading fills its own socket, not
-            # the server's memory
-            return self.send(message, binary=isinstance(message, bytes))
-        except WebSocketClosedError:
-            return None  # the client left before its echo
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def on_open(self, connection: Connection) -> None:
+        """Count the connection (server.max_clients, shutdown)."""
+        self.hub.add_socket(connection)
+
+    def on_message(self, connection: Connection, data: bytes, binary: bool) -> None:
+        """Echo it."""
+        connection.send_message(data, binary)
+
+    def on_close(self, connection: Connection) -> None:
+        """Forget the connection."""
+        self.hub.remove_socket(connection)
+
+
+class EchoHandler(WebSocketHandler):
+    """The upgrade request for the echo path."""
+
+    def subprotocols(self) -> Sequence[str] | None:
+        echo = self.hub.config.settings.echo
+        return echo.subprotocols if echo is not None else None

@@ -6,49 +6,56 @@ demo page, so ``http://localhost:3030/`` works although a stream lives at ``/``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import Any
-
-from tornado.websocket import WebSocketClosedError
+from collections.abc import Sequence
 
 from handlers.demo import send_demo_page
-from handlers.websocket import HubWebSocketHandler
+from handlers.websocket import WebSocketHandler
+from streams.hub import Hub
+from transport.connection import Connection
 
 
-class PushHandler(HubWebSocketHandler):
-    """Connects one WebSocket to the stream served at the request path."""
+class PushEndpoint:
+    """Connects each WebSocket to the stream at its path; the stream's `reply` answers messages."""
 
-    def get(self, *args: Any, **kwargs: Any) -> Awaitable[None] | None:
-        if self.request.headers.get("Upgrade", "").lower() != "websocket":
-            send_demo_page(self)
-            return None
-        return super().get(*args, **kwargs)  # not awaited here: see HubWebSocketHandler.get
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
 
-    def head(self, *args: Any, **kwargs: Any) -> None:
-        send_demo_page(self)  # `curl -I` of a stream path: the page's headers
-
-    def open(self, *args: str, **kwargs: str) -> None:
-        super().open()
-        self.stream = self.hub.stream_at(self.request.path)
-        if self.stream is None:  # removed between routing and handshake
-            self.close(1001, "stream removed")
+    def on_open(self, connection: Connection) -> None:
+        """Subscribe the connection to its stream."""
+        self.hub.add_socket(connection)
+        stream = self.hub.stream_at(connection.path)
+        if stream is None:  # removed between the handshake and now
+            connection.close(1001, "stream removed")
             return
-        self.stream.subscribe(self)
+        connection.context = stream
+        stream.subscribe(connection)
 
-    def on_message(self, message: str | bytes) -> Awaitable[None] | None:
-        if self.stream is None:
-            return None
-        if isinstance(message, bytes):
-            message = message.decode("utf-8", "replace")
-        reply = self.stream.reply_to(message)
-        if reply is None:
-            return None
-        try:
-            return self.send(reply)  # no more reading until it is out (see EchoHandler)
-        except WebSocketClosedError:
-            return None  # the client left before its reply
+    def on_message(self, connection: Connection, data: bytes, binary: bool) -> None:
+        """Answer with the stream's reply, if it has one."""
+        stream = connection.context
+        if stream is None:
+            return
+        reply = stream.reply_to(data.decode("utf-8", "replace") if binary else data.decode("utf-8"))
+        if reply is not None:
+            connection.send_message(reply.encode("utf-8"))
 
-    def on_close(self) -> None:
-        if getattr(self, "stream", None) is not None:
-            self.stream.unsubscribe(self)
-        super().on_close()
+    def on_close(self, connection: Connection) -> None:
+        """Unsubscribe the connection."""
+        if connection.context is not None:
+            connection.context.unsubscribe(connection)
+            connection.context = None
+        self.hub.remove_socket(connection)
+
+
+class PushHandler(WebSocketHandler):
+    """The upgrade request for a stream path; a browser tab gets the demo page instead."""
+
+    def subprotocols(self) -> Sequence[str] | None:
+        stream = self.hub.stream_at(self.request.path)
+        return stream.config.subprotocols if stream is not None else None
+
+    def get_without_upgrade(self) -> None:
+        send_demo_page(self)
+
+    def head(self) -> None:
+        send_demo_page(self)  # `curl -I` of a stream path: the page's headers

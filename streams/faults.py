@@ -248,8 +248,7 @@ class FaultInjector:
         state: _ClientFaults | None = sub.fault_state
         if state is not None:
             state.disconnect = None
-        connection = sub.client.ws_connection
-        if connection is None or connection.is_closing():
+        if not sub.client.is_open:
             return
         self.counters["disconnects"] += 1
         code = self.config.disconnect_code
@@ -257,4 +256,4 @@ class FaultInjector:
         if code is not None:
             sub.client.close(code, DISCONNECT_REASON)
         else:
-            connection.stream.close()  # no close frame: the browser reports 1006
+            sub.client.abort()  # no close frame: the browser reports 1006

@@ -9,7 +9,8 @@ from typing import Any
 
 from config import AppConfig, ServerConfig, StreamConfig
 from streams.faults import fault_injector
-from streams.stream import Client, Stream
+from streams.client import Client
+from streams.stream import Stream
 
 log = logging.getLogger("mockws.hub")
 

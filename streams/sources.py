@@ -15,18 +15,22 @@ from typing import Any
 
 from streams.jsontext import dumps
 from streams.template import CompiledTemplate
-from streams.wire import ws_frame
 
 
 class Frame:
-    """One message ready for the wire: its payload, its type and its encoded WebSocket frame."""
+    """One message ready to send: its payload and its type.
 
-    __slots__ = ("data", "binary", "wire")
+    ``wire`` and ``deflated`` are filled in by the transport the first time the
+    frame is sent, so a frame sent to many clients is encoded once.
+    """
+
+    __slots__ = ("data", "binary", "wire", "deflated")
 
     def __init__(self, data: bytes, binary: bool = False) -> None:
         self.data = data
         self.binary = binary
-        self.wire = ws_frame(data, binary)  # built once, written to every client as is
+        self.wire: bytes | None = None  # the encoded WebSocket frame
+        self.deflated: tuple[int, bytes] | None = None  # (window bits, the compressed frame)
 
     @classmethod
     def text(cls, text: str) -> Frame:

@@ -5,9 +5,9 @@ generator state, own phase, like the original one-``setInterval``-per-socket
 server); shared streams have one timeline whose frames go to every client at
 the same moment. Either way the stream owns the only clock.
 
-The send path is the hot path of the whole server: a frame is encoded once and
-its pre-built WebSocket frame is written to every client's socket, and each
-client's unflushed bytes are bounded (``server.max_pending_bytes``) so a
+The send path is the hot path of the whole server: a frame is built once and
+handed to every client (``Client.send``; the transport encodes it once), and
+each client's unsent bytes are bounded (``server.max_pending_bytes``) so a
 client that stops reading cannot grow the server's memory.
 """
 
@@ -18,12 +18,10 @@ from collections.abc import Callable
 from random import Random
 from typing import Any, Protocol
 
-from tornado.concurrent import Future
-from tornado.iostream import IOStream, StreamClosedError
 from tornado.ioloop import IOLoop
-from tornado.websocket import WebSocketClosedError
 
 from config import ServerConfig, Source, StreamConfig
+from streams.client import Client
 from streams.clock import Clock
 from streams.sources import Frame
 
@@ -48,16 +46,6 @@ class FaultInjector(Protocol):
         """Settings and counters, for the HTTP API."""
 
 
-class Client(Protocol):
-    """What a stream needs from a connected WebSocket (a Tornado WebSocketHandler)."""
-
-    ws_connection: Any
-
-    def write_message(self, message: bytes | str, binary: bool = False) -> Any: ...
-
-    def close(self, code: int | None = None, reason: str | None = None) -> None: ...
-
-
 class Timeline:
     """A position in the source, its generator state and the time its next frame is due."""
 
@@ -75,57 +63,13 @@ class Timeline:
 class Subscriber:
     """One connected client of a stream."""
 
-    __slots__ = ("client", "timeline", "failed", "raw", "fault_state")
+    __slots__ = ("client", "timeline", "failed", "fault_state")
 
     def __init__(self, client: Client) -> None:
         self.client = client
         self.timeline: Timeline | None = None
         self.failed = False  # an unexpected error was already logged for this client
-        self.raw = takes_raw_frames(client.ws_connection)
         self.fault_state: Any = None  # owned by the stream's FaultInjector, if any
-
-
-def unflushed_bytes(stream: IOStream) -> int:
-    """Bytes written to ``stream`` that the kernel has not accepted yet (Tornado internals)."""
-    return stream._total_write_index - stream._total_write_done_index
-
-
-def takes_raw_frames(connection: Any) -> bool:
-    """Whether pre-built frames may be written to this connection's socket (Tornado internals).
-
-    Only when no extension (compression) was negotiated, since a pre-built frame
-    is uncompressed, and only over plain TCP (not TLS), since write_frame sends
-    on the socket itself.
-    """
-    return (connection is not None and getattr(connection, "_compressor", None) is None
-            and type(getattr(connection, "stream", None)) is IOStream)
-
-
-def write_frame(stream: IOStream, data: bytes) -> Future[None] | None:
-    """Write an encoded frame to a plain TCP ``stream``; None when the kernel took all of it at once.
-
-    ``IOStream.write`` costs a buffer copy, a Future and a callback per call:
-    more than half of the server's CPU per pushed frame (38 vs 17 us at 1000
-    clients) and most of the short-lived objects that wake the cyclic GC.
-    When nothing is queued ahead of the frame, one ``send`` keeps the byte
-    order and usually takes the whole frame; the rest, if any, is queued by
-    ``IOStream.write`` as before (whose Future is returned, for callers that
-    wait until it is out). Tornado internals.
-    """
-    if unflushed_bytes(stream) or stream.closed():
-        return stream.write(data)  # keeps the order behind queued bytes; raises StreamClosedError
-    return send_unqueued(stream, data)
-
-
-def send_unqueued(stream: IOStream, data: bytes) -> Future[None] | None:
-    """write_frame for an open ``stream`` with nothing queued (the caller checked): one ``send``."""
-    try:
-        sent = stream.socket.send(data)
-    except BlockingIOError:
-        sent = 0
-    except OSError:
-        return stream.write(data)  # a reset peer: Tornado's own write closes the stream
-    return stream.write(data[sent:]) if sent < len(data) else None
 
 
 class Stream:
@@ -418,25 +362,13 @@ class Stream:
             return False
 
     def write(self, sub: Subscriber, frame: Frame) -> bool:
-        """Write one frame to one client now; False if it could not take it."""
-        connection = sub.client.ws_connection
-        if connection is None or connection.is_closing():
-            return False
-        stream = connection.stream
-        try:
-            queued = unflushed_bytes(stream)
-            if queued > self.server.max_pending_bytes:
-                return self._too_slow(sub)
-            if not sub.raw:
-                sub.client.write_message(frame.data, binary=frame.binary)
-            elif queued:
-                stream.write(frame.wire)  # behind what is already queued, in order
-            else:
-                send_unqueued(stream, frame.wire)  # is_closing() above: the stream is open
-        except (StreamClosedError, WebSocketClosedError):
-            return False  # it disconnected mid-push; on_close unsubscribes it
-        except Exception:  # noqa: BLE001 - one client's failure must not stop the others or the clock
-            self._log_failure(sub)
+        """Send one frame to one client now; False if it could not take it."""
+        client = sub.client
+        if not client.is_open:
+            return False  # closing or gone; it unsubscribes when it is gone
+        if client.pending_bytes > self.server.max_pending_bytes:
+            return self._too_slow(sub)
+        if not client.send(frame):
             return False
         self.frames_sent += 1
         return True
@@ -451,14 +383,12 @@ class Stream:
         if self.server.slow_clients == "drop":
             self.frames_dropped += 1
             return False
-        log.info("stream %s: closing a client that stopped reading (over %d unflushed bytes)",
+        log.info("stream %s: closing a client that stopped reading (over %d unsent bytes)",
                  self.name, self.server.max_pending_bytes)
         self.unsubscribe(sub.client)
-        connection = sub.client.ws_connection
         sub.client.close(1008, "client too slow")
         # the peer is not reading, so the close frame may never reach it: drop TCP after a grace period
-        stream = connection.stream
-        IOLoop.current().call_later(SLOW_CLIENT_GRACE_S, lambda: stream.closed() or stream.close())
+        IOLoop.current().call_later(SLOW_CLIENT_GRACE_S, sub.client.abort)
         return False
 
     # -- reporting

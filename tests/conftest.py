@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -42,10 +43,13 @@ def app_config(tmp_path: Path, config_data: dict[str, Any], mock_files: dict[str
 
 @pytest.fixture
 def hub(app_config: AppConfig, io_loop) -> Hub:
-    """The hub under test; its clocks are stopped at teardown."""
+    """The hub under test; at teardown its clocks stop and its connections are dropped."""
     hub = Hub(app_config)
     yield hub
     hub.stop()
+    for client in list(hub.sockets):
+        client.abort()
+    io_loop.run_sync(lambda: asyncio.sleep(0.01))  # the transports close on the loop's next turns
 
 
 @pytest.fixture

@@ -131,6 +131,6 @@ async def test_sockets_send_without_nagle_delay(ws_connect, hub, path):
     conn = await ws_connect(path)
     await conn.write_message("hello")
     await conn.read_message()
-    [handler] = hub.sockets
-    sock = handler.ws_connection.stream.socket
+    [connection] = hub.sockets
+    sock = connection.transport.get_extra_info("socket")
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

@@ -20,7 +20,7 @@ import pytest
 
 from raw_client import DROPPED, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_TEXT, RawClient, client_frame
 from streams.sources import Frame
-from streams.stream import SLOW_CLIENT_GRACE_S, unflushed_bytes
+from streams.stream import SLOW_CLIENT_GRACE_S
 from support import base_config
 
 MB = 1_000_000
@@ -233,7 +233,7 @@ async def test_echo_client_that_never_reads_its_echoes_is_throttled_not_buffered
     sending = asyncio.ensure_future(client.loop.sock_sendall(client.sock, messages))
     await asyncio.sleep(1.0)
     stalled = not sending.done()
-    pending = unflushed_bytes(handler.ws_connection.stream)
+    pending = handler.pending_bytes
     rss_growth = rss_bytes() - rss_before
     sending.cancel()
     client.close()
@@ -249,9 +249,9 @@ async def test_echo_client_that_never_reads_its_echoes_is_throttled_not_buffered
 @pytest.mark.config(streams=WITH_BULK, server={"ping_interval_s": 0.1, "ping_timeout_s": 0.1})
 @pytest.mark.gen_test(timeout=15)
 async def test_keepalive_closes_a_peer_that_vanished_and_keeps_one_that_answers(hub, raw, ws_connect):
-    """A peer that stopped reading and answering (a phone that slept) gets "ping timed out" after
-    ping_interval_s + ping_timeout_s and loses its TCP connection when it does not answer the close
-    either (Tornado waits 5 s for that); a client that answers pings stays connected."""
+    """A peer that stopped reading and answering (a phone that slept) gets a 1011 "keepalive ping
+    timeout" close after ping_interval_s + ping_timeout_s and loses its TCP connection when it does not
+    answer the close either (within 5 s); a client that answers pings stays connected."""
     alive = await ws_connect("/echo")  # Tornado's client answers pings
     gone, handler = await server_side(hub, lambda: raw.connect("/bulk"))
     await until(lambda: handler not in hub.sockets, 7)
@@ -260,7 +260,7 @@ async def test_keepalive_closes_a_peer_that_vanished_and_keeps_one_that_answers(
     while (frame := await gone.read_frame()) is not None:
         frames.append(frame)
     assert frames[0] == (OP_PING, b"")
-    assert frames[-1] == (OP_CLOSE, (1000).to_bytes(2, "big") + b"ping timed out")
+    assert frames[-1] == (OP_CLOSE, (1011).to_bytes(2, "big") + b"keepalive ping timeout")
     await alive.write_message("still here")
     assert await alive.read_message() == "still here"
 
@@ -323,20 +323,20 @@ async def test_invalid_utf8_in_a_text_frame_closes_with_1007(hub, raw, ws_connec
 
 
 MALFORMED = {
-    "reserved bit set": (client_frame(b"x", rsv=0x40), DROPPED),
-    "control frame over 125 bytes": (client_frame(bytes(126), OP_PING), DROPPED),
-    "fragmented control frame": (client_frame(b"x", OP_PING, fin=False), DROPPED),
-    "continuation with nothing to continue": (client_frame(b"x", OP_CONTINUATION), DROPPED),
-    "unknown opcode": (client_frame(b"x", 0x3), 1002),
+    "reserved bit set": client_frame(b"x", rsv=0x40),
+    "control frame over 125 bytes": client_frame(bytes(126), OP_PING),
+    "fragmented control frame": client_frame(b"x", OP_PING, fin=False),
+    "continuation with nothing to continue": client_frame(b"x", OP_CONTINUATION),
+    "unknown opcode": client_frame(b"x", 0x3),
 }
 
 
 @pytest.mark.gen_test
 @pytest.mark.parametrize("kind", MALFORMED)
 async def test_malformed_frame_fails_the_connection_and_others_keep_receiving(hub, raw, ws_connect, kind):
-    """Tornado fails most malformed frames by dropping the TCP connection, which RFC 6455 allows."""
+    """A protocol error is answered with a 1002 close (RFC 6455 7.4.1), then the TCP connection ends."""
     bystander = await ws_connect("/")
-    data, expected = MALFORMED[kind]
+    data, expected = MALFORMED[kind], 1002
     client = await raw.connect("/echo")
     await client.send(data)
     assert await client.wait_closed() == expected
@@ -409,14 +409,20 @@ async def test_a_thousand_connections_opened_and_closed_in_a_loop_leak_nothing(
 # -- one client's failure stays its own
 
 
-class BrokenConnection:
-    """Stands in for a server-side WebSocket connection whose every use raises (a bug, not a disconnect)."""
+class BrokenClient:
+    """A client whose sends raise (a bug in a transport, not a disconnect)."""
 
-    def __init__(self, real) -> None:
-        self.real = real
+    is_open = True
+    pending_bytes = 0
 
-    def __getattr__(self, name: str):
-        raise RuntimeError(f"broken connection: {name}")
+    def send(self, frame) -> bool:
+        raise RuntimeError("broken client")
+
+    def close(self, code: int, reason: str) -> None:
+        self.is_open = False
+
+    def abort(self) -> None:
+        self.is_open = False
 
 
 @pytest.mark.gen_test
@@ -428,18 +434,19 @@ async def test_a_client_whose_sends_fail_is_logged_once_and_others_keep_their_sc
     per tick, and the other client of the stream keeps getting every frame on time."""
     assert hub.streams["stats"].config.timeline == timeline
     good = await ws_connect("/")
-    bad, handler = await server_side(hub, lambda: ws_connect("/"))
     await good.read_message()
-    handler.ws_connection = BrokenConnection(handler.ws_connection)
+    bad = BrokenClient()
+    hub.streams["stats"].subscribe(bad)
     try:
         with caplog.at_level(logging.INFO, logger="mockws.stream"):
             start = time.monotonic()
             for _ in range(8):  # 8 ticks of 50 ms
                 assert await asyncio.wait_for(good.read_message(), 1) is not None
             elapsed = time.monotonic() - start
+        clients = hub.streams["stats"].clients
     finally:
-        handler.ws_connection = handler.ws_connection.real
+        hub.streams["stats"].unsubscribe(bad)
     failures = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert [r.name for r in failures] == ["mockws.stream"]
     assert 0.3 < elapsed < 0.9
-    assert hub.streams["stats"].clients == 2
+    assert clients == 2  # the failing client is kept (and skipped), not dropped

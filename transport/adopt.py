@@ -1,0 +1,138 @@
+"""Taking a connection over from Tornado once its WebSocket handshake is accepted.
+
+After ``RequestHandler.detach()`` Tornado forgets the connection. On plain TCP
+its socket moves into an asyncio transport (``loop.connect_accepted_socket``)
+that feeds a ``Connection`` directly. Bytes the client sent right behind its
+request (a first frame in the same TCP segment) may already sit in the
+IOStream's buffer: they are taken out first and handed over with the socket.
+A TLS connection cannot change hands (the TLS session lives in its socket
+object), so it stays with its IOStream, driven through the IOStream's public
+reads and writes by ``StreamTransport``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from tornado.concurrent import Future
+from tornado.iostream import IOStream, SSLIOStream, StreamClosedError
+
+from transport.connection import READ_BUFFER_BYTES, Connection
+
+log = logging.getLogger("mockws.transport")
+
+HIGH_WATER_BYTES = 64 * 1024  # asyncio's default write-buffer limits, for the TLS path too
+LOW_WATER_BYTES = 16 * 1024
+
+
+async def adopt(stream: IOStream, connection: Connection) -> None:
+    """Hand a detached IOStream to ``connection``: the 101 response goes out and the connection runs."""
+    if isinstance(stream, SSLIOStream):
+        StreamTransport(stream, connection).start()
+        return
+    try:
+        pending = stream.read_bytes(READ_BUFFER_BYTES, partial=True)
+    except StreamClosedError:
+        return  # the client left during its handshake
+    early = b""
+    if pending.done():
+        try:
+            early = pending.result()
+        except StreamClosedError:
+            return
+    else:
+        pending.add_done_callback(_ignore_closed)  # failed by close() below: nothing was read
+    try:
+        sock = stream.socket.dup()  # close() unregisters and closes Tornado's descriptor; the dup keeps TCP open
+    except OSError:
+        return
+    stream.close()
+    connection.received_early(early)
+    try:
+        await asyncio.get_running_loop().connect_accepted_socket(lambda: connection, sock=sock)
+    except OSError:
+        sock.close()
+
+
+def _ignore_closed(future: Future[Any]) -> None:
+    future.exception()
+
+
+class StreamTransport:
+    """The part of an asyncio transport a ``Connection`` uses, over a Tornado IOStream (TLS connections)."""
+
+    def __init__(self, stream: IOStream, protocol: Connection) -> None:
+        self.stream = stream
+        self.protocol = protocol
+        self.buffered = 0  # written, not yet flushed
+        self.eof = False
+        self.writing_paused = False
+        self.reading = asyncio.Event()
+        self.reading.set()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the connection and its read loop."""
+        self.stream.set_nodelay(True)
+        self.task = asyncio.ensure_future(self.run())  # referenced from here, so it is not collected
+
+    async def run(self) -> None:
+        """Feed what the client sends to the connection until the stream closes."""
+        self.protocol.connection_made(self)
+        try:
+            while not self.stream.closed():
+                if not self.reading.is_set():
+                    await self.reading.wait()
+                self.protocol.data_received(await self.stream.read_bytes(READ_BUFFER_BYTES, partial=True))
+        except StreamClosedError:
+            pass
+        finally:
+            self.stream.close()
+            self.protocol.connection_lost(None)
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes; tells the protocol to stop reading while too much is queued."""
+        if self.eof or self.stream.closed():
+            return
+        size = len(data)
+        try:
+            written = self.stream.write(data)
+        except StreamClosedError:
+            return
+        self.buffered += size
+        written.add_done_callback(lambda future: self._written(size, future))
+        if not self.writing_paused and self.buffered > HIGH_WATER_BYTES:
+            self.writing_paused = True
+            self.protocol.pause_writing()
+
+    def _written(self, size: int, future: Future[None]) -> None:
+        future.exception()  # a closed stream is reported by the read loop
+        self.buffered -= size
+        if self.writing_paused and self.buffered <= LOW_WATER_BYTES:
+            self.writing_paused = False
+            self.protocol.resume_writing()
+        if self.eof and not self.buffered:
+            self.stream.close()
+
+    def close(self) -> None:
+        """Close once everything queued is out."""
+        self.eof = True
+        if not self.buffered:
+            self.stream.close()
+
+    def is_closing(self) -> bool:  # noqa: D102
+        return self.eof or self.stream.closed()
+
+    def get_write_buffer_size(self) -> int:  # noqa: D102
+        return self.buffered
+
+    def pause_reading(self) -> None:  # noqa: D102
+        self.reading.clear()
+
+    def resume_reading(self) -> None:  # noqa: D102
+        self.reading.set()
+
+    def abort(self) -> None:  # noqa: D102
+        self.stream.close()
