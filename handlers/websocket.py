@@ -35,7 +35,7 @@ class WebSocketHandler(RequestHandler):
         """A GET that does not ask for a WebSocket."""
         self.refuse(400, 'Can "Upgrade" only to "WebSocket".')
 
-    async def get(self) -> None:
+    def get(self) -> None:
         """Check the upgrade request, answer 101 and hand the connection to the transport."""
         headers = self.request.headers
         if not is_upgrade(headers):
@@ -60,7 +60,7 @@ class WebSocketHandler(RequestHandler):
         connection = Connection(self.endpoint, self.request.path, outcome.response,
                                 subprotocol=outcome.subprotocol, deflate=outcome.deflate,
                                 max_message_bytes=self.hub.server.max_message_bytes, registry=self.connections)
-        await adopt(self.detach(), connection)
+        adopt(self.detach(), connection)
 
     def refuse(self, status: int, message: str) -> None:
         """Answer an upgrade request with an HTTP error and a JSON reason."""

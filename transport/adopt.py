@@ -1,8 +1,8 @@
 """Taking a connection over from Tornado once its WebSocket handshake is accepted.
 
 After ``RequestHandler.detach()`` Tornado forgets the connection. On plain TCP
-its socket moves into an asyncio transport (``loop.connect_accepted_socket``)
-that feeds a ``Connection`` directly. Bytes the client sent right behind its
+its socket moves into a ``SocketTransport`` that feeds a ``Connection``
+directly. Bytes the client sent right behind its
 request (a first frame in the same TCP segment) may already sit in the
 IOStream's buffer: they are taken out first and handed over with the socket.
 A TLS connection cannot change hands (the TLS session lives in its socket
@@ -20,14 +20,13 @@ from tornado.concurrent import Future
 from tornado.iostream import IOStream, SSLIOStream, StreamClosedError
 
 from transport.connection import READ_BUFFER_BYTES, Connection
+from transport.sockets import HIGH_WATER_BYTES, LOW_WATER_BYTES, SocketTransport
 
 log = logging.getLogger("mockws.transport")
 
-HIGH_WATER_BYTES = 64 * 1024  # asyncio's default write-buffer limits, for the TLS path too
-LOW_WATER_BYTES = 16 * 1024
 
 
-async def adopt(stream: IOStream, connection: Connection) -> None:
+def adopt(stream: IOStream, connection: Connection) -> None:
     """Hand a detached IOStream to ``connection``: the 101 response goes out and the connection runs."""
     if isinstance(stream, SSLIOStream):
         StreamTransport(stream, connection).start()
@@ -50,10 +49,7 @@ async def adopt(stream: IOStream, connection: Connection) -> None:
         return
     stream.close()
     connection.received_early(early)
-    try:
-        await asyncio.get_running_loop().connect_accepted_socket(lambda: connection, sock=sock)
-    except OSError:
-        sock.close()
+    SocketTransport(sock, connection)
 
 
 def _ignore_closed(future: Future[Any]) -> None:

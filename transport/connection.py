@@ -9,10 +9,12 @@ fragment arrives (so a bad byte fails the connection at once, not at the end
 of the message) are done here.
 
 One short path skips the parser: a read that holds exactly one complete,
-masked, unfragmented text or binary frame of at most 125 bytes, when the
-parser holds nothing (``FrameScanner`` follows frame boundaries to know). That
-is what chat-sized messages and echo round trips look like, and it costs a
-fraction of the parser's time.
+masked, unfragmented text, binary, ping or pong frame of at most 125 bytes,
+when the parser holds nothing (``FrameScanner`` follows frame boundaries to
+know). That is what chat-sized messages, echo round trips and keepalive
+pongs look like, and it costs a fraction of the parser's time. The parser is
+only created when something else arrives (or the connection closes), so an
+idle connection costs little more than its socket.
 
 Writing: frames go to ``transport.write`` in the order they are produced.
 What the kernel has not taken yet is ``pending_bytes``, which the domain
@@ -38,7 +40,7 @@ try:
 except ImportError:  # websockets built without its C extension
     from websockets.utils import apply_mask
 
-from transport.frames import FrameScanner, encode_deflated_frame, encode_frame
+from transport.frames import FrameScanner, encode_deflated_frame, encode_frame, frame_header
 
 log = logging.getLogger("mockws.transport")
 
@@ -52,6 +54,7 @@ _READ_BUFFER = memoryview(bytearray(READ_BUFFER_BYTES))  # shared: each read is 
 _PING, _PONG, _CLOSE = Opcode.PING, Opcode.PONG, Opcode.CLOSE
 _TEXT, _BINARY, _CONT = Opcode.TEXT, Opcode.BINARY, Opcode.CONT
 _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
+PING_FRAME = b"\x89\x00"  # an unmasked ping with no payload
 
 
 class Endpoint(Protocol):
@@ -83,22 +86,21 @@ class Connection(asyncio.BufferedProtocol):
     ``send``, ``pending_bytes``, ``is_open``, ``close`` and ``abort``.
     """
 
-    __slots__ = ("transport", "parser", "endpoint", "context", "path", "subprotocol", "window_bits",
+    __slots__ = ("transport", "parser", "deflate", "endpoint", "context", "path", "subprotocol", "window_bits",
                  "scanner", "fragments", "fragment_binary", "utf8", "is_open", "alive", "ping_sent_at",
                  "close_timer", "greeting", "max_message_bytes", "registry", "ended")
 
     def __init__(self, endpoint: Endpoint, path: str, greeting: bytes, *, subprotocol: str | None = None, deflate: Any = None, max_message_bytes: int,
                  registry: Connections) -> None:
         self.transport: Any = None
-        self.parser = Parser(Side.SERVER, max_size=max_message_bytes, logger=PARSER_LOG)
-        if deflate is not None:
-            self.parser.extensions = [deflate]
+        self.parser: Parser | None = None  # created with the first frame the short path does not take
+        self.scanner: FrameScanner | None = None
+        self.deflate = deflate  # permessage-deflate, when negotiated: the parser decompresses with it
         self.window_bits = deflate.local_max_window_bits if deflate is not None else 0
         self.endpoint = endpoint
         self.context: Any = None  # the endpoint's per-connection state (e.g. the stream it joined)
         self.path = path
         self.subprotocol = subprotocol
-        self.scanner = FrameScanner()
         self.fragments: list[bytes] | None = None  # a fragmented message being received
         self.fragment_binary = False
         self.utf8: codecs.IncrementalDecoder | None = None
@@ -150,8 +152,9 @@ class Connection(asyncio.BufferedProtocol):
         if not self.is_open:
             return
         self.is_open = False
-        self.parser.send_close(code, reason)
-        self._write_all(self.parser.data_to_send())
+        parser = self._parser()
+        parser.send_close(code, reason)
+        self._write_all(parser.data_to_send())
         self._expect_end()
 
     def abort(self) -> None:
@@ -184,9 +187,10 @@ class Connection(asyncio.BufferedProtocol):
         self.data_received(_READ_BUFFER[:nbytes])
 
     def eof_received(self) -> bool:  # noqa: D102
-        self.parser.receive_eof()
+        parser = self._parser()
+        parser.receive_eof()
         self.is_open = False
-        self._write_all(self.parser.data_to_send())
+        self._write_all(parser.data_to_send())
         return False  # the transport closes itself
 
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
@@ -212,11 +216,16 @@ class Connection(asyncio.BufferedProtocol):
         """Handle bytes from the client: one small frame directly, anything else through the parser."""
         self.alive = True
         n = len(data)
-        if 6 <= n <= 131 and self.is_open and self.fragments is None and self.scanner.at_boundary:
+        if 6 <= n <= 131 and self.is_open and (self.scanner is None or self.scanner.at_boundary):
             b0, b1 = data[0], data[1]
             length = b1 - 0x80  # masked: the mask bit is set
+            if b0 == 0x8A and n == length + 6:
+                return  # a pong: the client is alive, which is all it says
+            if b0 == 0x89 and n == length + 6:
+                self.transport.write(frame_header(0x8A, length) + apply_mask(data[6:], data[2:6]))
+                return  # a ping, answered with a pong carrying the same data
             if ((b0 == 0x81 or b0 == 0x82) and 0 <= length < 126 and n == length + 6
-                    and length <= self.max_message_bytes):
+                    and self.fragments is None and length <= self.max_message_bytes):
                 payload = apply_mask(data[6:], data[2:6])
                 if b0 == 0x82:
                     self.endpoint.on_message(self, payload, True)
@@ -230,8 +239,17 @@ class Connection(asyncio.BufferedProtocol):
                     return
         self._parse(data)
 
+    def _parser(self) -> Parser:
+        """The parser, created the first time it is needed."""
+        if self.parser is None:
+            self.parser = Parser(Side.SERVER, max_size=self.max_message_bytes, logger=PARSER_LOG)
+            if self.deflate is not None:
+                self.parser.extensions = [self.deflate]
+            self.scanner = FrameScanner()
+        return self.parser
+
     def _parse(self, data: bytes | memoryview) -> None:
-        parser = self.parser
+        parser = self._parser()
         split = self.scanner.scan(data)
         if split >= 0:
             # RFC 6455 5.4 lets a close frame arrive between the fragments of a message; websockets
@@ -306,8 +324,7 @@ class Connection(asyncio.BufferedProtocol):
     def ping(self) -> None:
         """Send a keepalive ping."""
         if self.is_open:
-            self.parser.send_ping(b"")
-            self._write_all(self.parser.data_to_send())
+            self.transport.write(PING_FRAME)
 
     def keepalive(self, now: float, timeout_s: float) -> None:
         """One keepalive sweep: ping an idle client, drop one that did not answer the last ping in time."""
@@ -315,8 +332,9 @@ class Connection(asyncio.BufferedProtocol):
             if timeout_s and now - self.ping_sent_at >= timeout_s and self.is_open:
                 log.debug("%s: no answer to a ping for %.1f s: closing the connection", self.path, timeout_s)
                 self.is_open = False
-                self.parser.fail(1011, "keepalive ping timeout")  # and TCP ends after CLOSE_TIMEOUT_S at most
-                self._write_all(self.parser.data_to_send())
+                parser = self._parser()
+                parser.fail(1011, "keepalive ping timeout")  # and TCP ends after CLOSE_TIMEOUT_S at most
+                self._write_all(parser.data_to_send())
             return
         self.alive = False
         self.ping_sent_at = now
