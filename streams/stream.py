@@ -19,8 +19,8 @@ from random import Random
 from typing import Any, Protocol
 
 from tornado.concurrent import Future
-from tornado.iostream import IOStream, StreamClosedError
 from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream, StreamClosedError
 from tornado.websocket import WebSocketClosedError
 
 from config import ServerConfig, Source, StreamConfig

@@ -48,7 +48,8 @@ def test_walk_moves_by_at_most_step_and_stays_bounded():
 
 
 def test_float_walk_rounds_to_digits():
-    values = [f["v"] for f in frames({"v": {"$walk": {"start": 1.5, "step": 0.5, "min": 0, "max": 3, "digits": 1}}}, 50)]
+    walk = {"$walk": {"start": 1.5, "step": 0.5, "min": 0, "max": 3, "digits": 1}}
+    values = [f["v"] for f in frames({"v": walk}, 50)]
     assert all(round(v, 1) == v and 0 <= v <= 3 for v in values)
 
 
