@@ -105,8 +105,8 @@ def write_frame(stream: IOStream, data: bytes) -> Future[None] | None:
     """Write an encoded frame to a plain TCP ``stream``; None when the kernel took all of it at once.
 
     ``IOStream.write`` costs a buffer copy, a Future and a callback per call:
-    more than half of the server's CPU per pushed frame (38 vs 17 us at 1000
-    clients) and most of the short-lived objects that wake the cyclic GC.
+    most of the server's CPU per pushed frame (figures: bench/RESULTS.md)
+    and most of the short-lived objects that wake the cyclic GC.
     When nothing is queued ahead of the frame, one ``send`` keeps the byte
     order and usually takes the whole frame; the rest, if any, is queued by
     ``IOStream.write`` as before (whose Future is returned, for callers that
