@@ -9,8 +9,7 @@ from tornado.routing import Matcher, PathMatches, Rule
 from tornado.web import Application, StaticFileHandler
 
 from handlers.api import ApiNotFoundHandler, HealthHandler, StreamsHandler
-from handlers.control import (FaultsHandler, PauseHandler, PushFrameHandler, ResumeHandler, SeekHandler,
-                              StreamHandler)
+from handlers.control import FaultsHandler, PauseHandler, PushFrameHandler, ResumeHandler, SeekHandler, StreamHandler
 from handlers.demo import DemoHandler
 from handlers.echo import EchoEndpoint, EchoHandler
 from handlers.push import PushEndpoint, PushHandler

@@ -404,6 +404,7 @@ def _build_sources(streams: list[tuple[int, StreamConfig]], base: Path, where: _
                 continue
             if stream.timing == "recorded" and sources[stream.name].offsets_s is None:
                 problems.append(where.say(loc + ("timing",), f"{file}: has no recorded timing: 'recorded' needs "
-                                                             "a .jsonl file of {\"t\": ms, \"data\"|\"text\"|\"b64\": ...} "
+                                                             "a .jsonl file of "
+                                                             "{\"t\": ms, \"data\"|\"text\"|\"b64\": ...} "
                                                              "lines (python server.py record URL writes one)"))
     return sources, files

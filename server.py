@@ -149,11 +149,11 @@ def tune_gc() -> None:
     """Keep Python's cyclic GC from stalling the push loop; call once, after start-up.
 
     With a thousand connections a full (generation 2) collection walks every
-    object the server holds and paused the loop for 50-115 ms, so whole ticks
-    were skipped. Freezing what start-up built (modules, config, templates)
-    takes it out of every later collection, and a larger generation-0
-    threshold lets a tick's short-lived objects die by reference counting
-    instead of being promoted towards generation 2, which makes full
+    object the server holds and paused the loop long enough to skip whole
+    ticks (figures: bench/RESULTS.md). Freezing what start-up built (modules,
+    config, templates) takes it out of every later collection, and a larger
+    generation-0 threshold lets a tick's short-lived objects die by reference
+    counting instead of being promoted towards generation 2, which makes full
     collections rarer. Cycles are still collected.
     """
     gc.collect()

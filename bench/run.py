@@ -170,13 +170,13 @@ def summary(results: list[tuple[Scenario, dict]]) -> str:
     lines = ["| scenario | target | metric | Node | ours | ours/Node | |" + "".join(f" {o} |" for o in others),
              "| --- " * (7 + len(others)) + "|"]
     for sc, result in results:
-        medians = {label: server["median"] for label, server in zip(result["labels"], result["servers"])}
+        medians = {label: server["median"] for label, server in zip(result["labels"], result["servers"], strict=True)}
         for i, (metric, n, o, r, verdict, *rest) in enumerate(judge(sc, medians)):
             rest += ["-"] * (len(others) - len(rest))  # a scenario run with our server only
             lines.append(f"| {sc.name if i == 0 else ''} | {sc.target if i == 0 else ''} | {metric} | "
                          f"{n} | {o} | {r} | {verdict} |" + "".join(f" {v} |" for v in rest))
     noisy = [f"{sc.name} {label} round {i + 1}" for sc, result in results
-             for label, server in zip(result["labels"], result["servers"])
+             for label, server in zip(result["labels"], result["servers"], strict=True)
              for i, run in enumerate(server["runs"]) if run.get("noisy")]
     text = "\n".join(lines)
     if noisy:

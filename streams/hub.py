@@ -8,8 +8,8 @@ from random import Random
 from typing import Any
 
 from config import AppConfig, ServerConfig, StreamConfig
-from streams.faults import fault_injector
 from streams.client import Client
+from streams.faults import fault_injector
 from streams.stream import Stream
 
 log = logging.getLogger("mockws.hub")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from itertools import pairwise
 from pathlib import Path
 from random import Random
 from typing import Any
@@ -149,7 +150,7 @@ def _frames_from_lines(path: Path, text: str) -> tuple[list[Frame], list[float] 
             offsets.append(recorded[1])
     if not timed or not offsets:
         return frames, None
-    if any(b < a for a, b in zip(offsets, offsets[1:])):
+    if any(b < a for a, b in pairwise(offsets)):
         raise MockFileError(path, "recorded \"t\" values must not decrease")
     return frames, [t - offsets[0] for t in offsets]
 

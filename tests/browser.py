@@ -38,7 +38,7 @@ def find_chromium() -> str | None:
 def missing_browser_reason() -> str | None:
     """Why a browser cannot be driven on this machine, or None when it can."""
     try:
-        import playwright.sync_api  # noqa: F401  (only checking that it imports)
+        import playwright.sync_api  # noqa: F401, PLC0415 - only checking that it imports
     except ImportError:
         return "the playwright package is not installed: pip install -r requirements-dev.txt"
     if find_chromium() is None:

@@ -15,9 +15,10 @@ from support import ROOT, base_config, edit_config, write_config
 
 sys.path.insert(0, str(ROOT))  # the project's modules, whatever the working directory
 
-from app import make_app  # noqa: E402
-from config import AppConfig, load_config  # noqa: E402
-from streams.hub import Hub  # noqa: E402
+from app import make_app
+from config import AppConfig, load_config
+from streams.hub import Hub
+
 
 @pytest.fixture
 def config_data(request: pytest.FixtureRequest) -> dict[str, Any]:

@@ -12,8 +12,8 @@ import time
 import pytest
 from tornado.websocket import websocket_connect
 
-from support import ROOT, base_config, write_config
 from server_process import ServerProcess, free_port
+from support import ROOT, base_config, write_config
 
 
 def run(*args: str, timeout: float = 15) -> subprocess.CompletedProcess:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config import ConfigError, load_config
+from config import ConfigError, ServerConfig, load_config
 from support import REPLY, ROOT, STATS_TEMPLATE, base_config, stream_config, write_config
 
 
@@ -146,7 +146,6 @@ def test_config_that_is_not_a_mapping_is_an_error(tmp_path):
 
 
 def test_origin_patterns():
-    from config import ServerConfig
     server = ServerConfig(allowed_origins=("http://localhost:*", "https://app.example.com"))
     assert server.origin_allowed("http://localhost:5173")
     assert server.origin_allowed("HTTPS://APP.EXAMPLE.COM")

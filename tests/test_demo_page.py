@@ -175,7 +175,8 @@ def test_cards_show_a_received_frame_with_thousands_separators_and_change(page: 
             const text = (id) => card.querySelector(`[data-testid=${id}]`).textContent;
             const change = card.querySelector('[data-testid=card-change]');
             return [card.dataset.key, {name: text('card-name'), today: text('card-today'),
-                    yesterday: text('card-yesterday'), change: change.textContent, direction: change.dataset.direction}];
+                    yesterday: text('card-yesterday'), change: change.textContent,
+                    direction: change.dataset.direction}];
         }))"""
     )
     # ... shows one of the frames the socket received.
@@ -264,7 +265,8 @@ def test_text_and_binary_frames_are_logged_as_text_with_their_size(page: Page, s
     expect(page.get_by_test_id("frame-body")).to_have_text('{\n  "after": "json"\n}')
 
 
-def test_stream_facts_show_paused_and_enabled_faults_when_the_api_reports_them(page: Page, server: ServerProcess) -> None:
+def test_stream_facts_show_paused_and_enabled_faults_when_the_api_reports_them(page: Page,
+                                                                               server: ServerProcess) -> None:
     """The fields come from later server versions; here the API answer is extended in the browser."""
 
     def with_state(route: Route) -> None:
@@ -333,7 +335,8 @@ def test_log_keeps_the_200_newest_messages_newest_first(page: Page, server: Serv
     expect(first).to_have_attribute("data-direction", "in")
     expect(first.locator(".log-time")).to_have_text(re.compile(r"^\d\d:\d\d:\d\d\.\d{3}$"))
     expect(first.locator(".log-size")).to_have_text(re.compile(r"^\d+ B$"))
-    sequence = [json.loads(text)["seq"] for text in page.locator("[data-direction=in] [data-testid=log-body]").all_text_contents()]
+    bodies = page.locator("[data-direction=in] [data-testid=log-body]").all_text_contents()
+    sequence = [json.loads(text)["seq"] for text in bodies]
     # Consecutive frames, newest first, ending at the latest: the oldest were dropped, not the newest.
     assert sequence == list(range(sequence[0], sequence[0] - LOG_LIMIT, -1))
     assert sequence[0] > LOG_LIMIT

@@ -61,7 +61,8 @@ async def test_api_streams_lists_every_stream_with_live_counters(http_client, ht
     assert [s["name"] for s in streams] == ["stats", "replay"]
     stats = streams[0]
     assert {"name", "path", "source", "interval_ms", "timeline", "clients", "frames_sent"} <= set(stats)
-    assert (stats["path"], stats["source"], stats["interval_ms"], stats["timeline"]) == ("/", "random", 50, "per-client")
+    settings = (stats["path"], stats["source"], stats["interval_ms"], stats["timeline"])
+    assert settings == ("/", "random", 50, "per-client")
     assert stats["clients"] == 1 and stats["frames_sent"] >= 1 and stats["paused"] is False
     assert streams[1]["clients"] == 0
 

@@ -18,9 +18,10 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from config import ConfigError, load_config
-from streams.faults import MALFORMED_MARK, FaultInjector, FaultsConfig, fault_injector
+from streams.faults import MALFORMED_MARK, FaultInjector, FaultsConfig, fault_injector, malformed
 from streams.hub import stream_rng
 from streams.sources import Frame
+from streams.stream import FaultInjector as FaultInjectorProtocol
 from support import ROOT, base_config, http_server_trusting_x_real_ip, write_config  # noqa: F401 - replaces http_server here
 
 # a stream that sends only what a test pushes
@@ -194,8 +195,6 @@ async def test_malformed_rate_sends_half_a_frame_and_a_marker_that_is_not_json(h
 
 
 def test_malformed_text_frames_stay_valid_utf8_and_are_never_json():
-    from streams.faults import malformed
-
     for text in ['{"name":"人像","v":1}', '"a string"', "12345", "", "plain text", "[1,2,3]"]:
         garbled = malformed(Frame.text(text)).data.decode("utf-8")  # raises if a character was cut
         with pytest.raises(json.JSONDecodeError):
@@ -351,11 +350,9 @@ async def test_a_reload_that_changes_the_faults_block_applies_it_to_connected_cl
 
 
 def test_injector_satisfies_the_streams_protocol():
-    from streams.stream import FaultInjector as Protocol
-
     injector = FaultInjector(FaultsConfig(drop_rate=0.1), Random(1))
     for method in ("deliver", "on_subscribe", "on_unsubscribe", "describe"):
-        assert callable(getattr(injector, method)) and hasattr(Protocol, method)
+        assert callable(getattr(injector, method)) and hasattr(FaultInjectorProtocol, method)
 
 
 # -- PUT /api/streams/{name}/faults

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -148,14 +149,14 @@ def read_lines(path: Path) -> list[dict]:
 
 def gaps_ms(entries: list[dict]) -> list[int]:
     """Differences between consecutive t values."""
-    return [b["t"] - a["t"] for a, b in zip(entries, entries[1:])]
+    return [b["t"] - a["t"] for a, b in pairwise(entries)]
 
 
 def assert_gaps(entries: list[dict], expected_ms: list[int]) -> None:
     """Recorded gaps match the expected ones within the tolerance."""
     actual = gaps_ms(entries)
     assert len(actual) == len(expected_ms)
-    for got, want in zip(actual, expected_ms):
+    for got, want in zip(actual, expected_ms, strict=True):
         assert abs(got - want) <= TOLERANCE_MS, f"gaps {actual} vs expected {expected_ms}"
 
 
@@ -503,7 +504,7 @@ async def test_a_recording_replays_with_its_frames_and_gaps(start_feed, tmp_path
     assert server.returncode == 0, stderr.decode()
 
     assert [message for _, message in received] == REPLAYED
-    replay_gaps = [round((b - a) * 1000) for (a, _), (b, _) in zip(received, received[1:])]
-    recorded_gaps = [(b - a) / speed for a, b in zip(frame_times, frame_times[1:])]
-    for got, want in zip(replay_gaps, recorded_gaps):
+    replay_gaps = [round((b - a) * 1000) for (a, _), (b, _) in pairwise(received)]
+    recorded_gaps = [(b - a) / speed for a, b in pairwise(frame_times)]
+    for got, want in zip(replay_gaps, recorded_gaps, strict=True):
         assert abs(got - want) <= TOLERANCE_MS, f"replayed gaps {replay_gaps} vs recorded / {speed} {recorded_gaps}"

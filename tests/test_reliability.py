@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from statistics import median
 
 import pytest
@@ -89,7 +90,7 @@ class Ticks:
     def stop(self) -> list[float]:
         """Stop listening; the gaps between arrivals."""
         self._task.cancel()
-        return [b - a for a, b in zip(self.times, self.times[1:])]
+        return [b - a for a, b in pairwise(self.times)]
 
 
 async def push_through(stream, reader, total_bytes: int, on_push: Callable[[], None] = lambda: None,

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from itertools import pairwise
 
 import pytest
 import yaml
@@ -50,7 +51,7 @@ async def gaps(conn, n):
     for _ in range(n + 1):
         assert await asyncio.wait_for(conn.read_message(), 2) is not None
         times.append(time.monotonic())
-    return sorted(b - a for a, b in zip(times, times[1:]))
+    return sorted(b - a for a, b in pairwise(times))
 
 
 @pytest.mark.config(stats={"interval_ms": 200})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from itertools import pairwise
 
 import pytest
 
@@ -53,7 +54,7 @@ async def test_first_frame_on_connect_then_every_interval(ws_connect):
     conn = await ws_connect("/")
     times = await arrival_times(conn, 6)
     assert times[0] - start < 0.08  # with the handshake, not after one interval
-    gaps = sorted(b - a for a, b in zip(times, times[1:]))
+    gaps = sorted(b - a for a, b in pairwise(times))
     assert 0.08 < gaps[len(gaps) // 2] < 0.12, gaps  # the median gap is the interval
     assert 0.45 < times[-1] - times[0] < 0.56  # on a fixed grid: a late frame does not shift the next
 

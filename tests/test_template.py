@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import time
+from itertools import pairwise
 from random import Random
 
 import pytest
@@ -41,13 +42,14 @@ def test_choice_picks_every_option_including_nested_generators():
 def test_walk_moves_by_at_most_step_and_stays_bounded():
     values = [f["v"] for f in frames({"v": {"$walk": {"start": 10, "step": 3, "min": 0, "max": 20}}}, 300)]
     assert values[0] == 10
-    assert all(abs(b - a) <= 3 for a, b in zip(values, values[1:]))
+    assert all(abs(b - a) <= 3 for a, b in pairwise(values))
     assert 0 <= min(values) and max(values) <= 20
     assert len(set(values)) > 5
 
 
 def test_float_walk_rounds_to_digits():
-    values = [f["v"] for f in frames({"v": {"$walk": {"start": 1.5, "step": 0.5, "min": 0, "max": 3, "digits": 1}}}, 50)]
+    walk = {"$walk": {"start": 1.5, "step": 0.5, "min": 0, "max": 3, "digits": 1}}
+    values = [f["v"] for f in frames({"v": walk}, 50)]
     assert all(round(v, 1) == v and 0 <= v <= 3 for v in values)
 
 

@@ -52,7 +52,7 @@ RECORDED = {"file": "rec.jsonl", "timing": "recorded", "interval_ms": 100, "loop
 async def test_per_client_replay_keeps_the_recorded_gaps(ws_connect):
     received = await timed_frames(await ws_connect("/replay"), 5)
     assert [i for _, i in received] == [0, 1, 2, 3, 4]  # the marker line is not a frame
-    for got, want in zip(offsets_ms(received), [0, 40, 160, 170, 250]):
+    for got, want in zip(offsets_ms(received), [0, 40, 160, 170, 250], strict=True):
         assert abs(got - want) <= 40, offsets_ms(received)
 
 
@@ -60,7 +60,7 @@ async def test_per_client_replay_keeps_the_recorded_gaps(ws_connect):
 @pytest.mark.gen_test
 async def test_speed_divides_the_gaps(ws_connect):
     received = await timed_frames(await ws_connect("/replay"), 5)
-    for got, want in zip(offsets_ms(received), [0, 20, 80, 85, 125]):
+    for got, want in zip(offsets_ms(received), [0, 20, 80, 85, 125], strict=True):
         assert abs(got - want) <= 30, offsets_ms(received)
 
 
@@ -70,9 +70,9 @@ async def test_shared_recorded_replay_reaches_everyone_together(ws_connect):
     first, second = await ws_connect("/replay"), await ws_connect("/replay")
     a, b = await asyncio.gather(timed_frames(first, 5), timed_frames(second, 5))
     assert [i for _, i in a] == [i for _, i in b] == [0, 1, 2, 3, 4]  # the joiner got the current frame first
-    for got, want in zip(offsets_ms(a), [0, 40, 160, 170, 250]):
+    for got, want in zip(offsets_ms(a), [0, 40, 160, 170, 250], strict=True):
         assert abs(got - want) <= 40, offsets_ms(a)
-    assert all(abs(ta - tb) < 0.02 for (ta, _), (tb, _) in zip(a[1:], b[1:]))
+    assert all(abs(ta - tb) < 0.02 for (ta, _), (tb, _) in zip(a[1:], b[1:], strict=True))
 
 
 @pytest.mark.config(replay={**RECORDED, "loop": True, "interval_ms": 150})
@@ -120,4 +120,4 @@ def test_ten_minutes_at_speed_1_do_not_drift():
         timeline.due = due
     assert len(fired_at) == len(offsets)
     assert abs(fired_at[-1] - (start + offsets[-1])) < 0.05
-    assert max(abs(f - (start + o)) for f, o in zip(fired_at, offsets)) < 0.01
+    assert max(abs(f - (start + o)) for f, o in zip(fired_at, offsets, strict=True)) < 0.01

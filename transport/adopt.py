@@ -118,17 +118,17 @@ class StreamTransport:
         if not self.buffered:
             self.stream.close()
 
-    def is_closing(self) -> bool:  # noqa: D102
+    def is_closing(self) -> bool:
         return self.eof or self.stream.closed()
 
-    def get_write_buffer_size(self) -> int:  # noqa: D102
+    def get_write_buffer_size(self) -> int:
         return self.buffered
 
-    def pause_reading(self) -> None:  # noqa: D102
+    def pause_reading(self) -> None:
         self.reading.clear()
 
-    def resume_reading(self) -> None:  # noqa: D102
+    def resume_reading(self) -> None:
         self.reading.set()
 
-    def abort(self) -> None:  # noqa: D102
+    def abort(self) -> None:
         self.stream.close()

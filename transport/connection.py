@@ -90,8 +90,8 @@ class Connection(asyncio.BufferedProtocol):
                  "scanner", "fragments", "fragment_binary", "utf8", "is_open", "alive", "ping_sent_at",
                  "close_timer", "greeting", "max_message_bytes", "registry", "ended")
 
-    def __init__(self, endpoint: Endpoint, path: str, greeting: bytes, *, subprotocol: str | None = None, deflate: Any = None, max_message_bytes: int,
-                 registry: Connections) -> None:
+    def __init__(self, endpoint: Endpoint, path: str, greeting: bytes, *, subprotocol: str | None = None,
+                 deflate: Any = None, max_message_bytes: int, registry: Connections) -> None:
         self.transport: Any = None
         self.parser: Parser | None = None  # created with the first frame the short path does not take
         self.scanner: FrameScanner | None = None
@@ -169,7 +169,7 @@ class Connection(asyncio.BufferedProtocol):
 
     # -- asyncio.BufferedProtocol
 
-    def connection_made(self, transport: Any) -> None:  # noqa: D102
+    def connection_made(self, transport: Any) -> None:
         self.transport = transport
         greeting, early = self.greeting
         self.greeting = None
@@ -180,20 +180,20 @@ class Connection(asyncio.BufferedProtocol):
         if early and not self.ended:
             self.data_received(early)
 
-    def get_buffer(self, sizehint: int) -> memoryview:  # noqa: D102
+    def get_buffer(self, sizehint: int) -> memoryview:
         return _READ_BUFFER
 
-    def buffer_updated(self, nbytes: int) -> None:  # noqa: D102
+    def buffer_updated(self, nbytes: int) -> None:
         self.data_received(_READ_BUFFER[:nbytes])
 
-    def eof_received(self) -> bool:  # noqa: D102
+    def eof_received(self) -> bool:
         parser = self._parser()
         parser.receive_eof()
         self.is_open = False
         self._write_all(parser.data_to_send())
         return False  # the transport closes itself
 
-    def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102
+    def connection_lost(self, exc: Exception | None) -> None:
         if self.ended:
             return
         self.ended = True
@@ -204,10 +204,10 @@ class Connection(asyncio.BufferedProtocol):
         self.registry.discard(self)
         self.endpoint.on_close(self)
 
-    def pause_writing(self) -> None:  # noqa: D102
+    def pause_writing(self) -> None:
         self.transport.pause_reading()  # the client does not read what it is sent: stop reading it
 
-    def resume_writing(self) -> None:  # noqa: D102
+    def resume_writing(self) -> None:
         self.transport.resume_reading()
 
     # -- receiving
