@@ -1,7 +1,11 @@
-"""The config schema (typed, validated once, immutable) and load_config().
+"""The config schema (typed, validated once, immutable) and check_config().
 
-Every problem in a config file is reported at once, each as
+The bottom layer: it imports nothing else of the project. ``check_config``
+reads a file and validates it against the schema; the domain
+(``streams.build.load_config``) then compiles templates and loads mock files,
+and every problem of both steps is reported at once, each as
 ``config.yaml:14: streams[1].interval_ms: must be an integer >= 1, got -5``.
+Units are converted here, once: ``interval_s`` next to ``interval_ms``.
 """
 
 from __future__ import annotations
@@ -15,11 +19,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
-
-from streams.faults import FaultsConfig
-from streams.sources import MockFileError, RandomSource, ReplaySource, load_replay_file
-from streams.template import TemplateError, compile_template
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 MiB = 1024 * 1024
 RESERVED_PATHS = ("/healthz", "/api", "/static")
@@ -67,6 +78,59 @@ class ServerConfig(_Model):
         return any(fnmatch.fnmatchcase(origin, allowed.lower()) for allowed in self.allowed_origins)
 
 
+Rate = Annotated[float, Field(ge=0, le=1, strict=False)]
+Millis = Annotated[StrictInt, Field(ge=0, le=60_000)]
+UNSENDABLE_CLOSE_CODES = (1005, 1006, 1015)  # RFC 6455 7.4.1: never sent in a close frame
+
+
+class FaultsConfig(_Model):
+    """A stream's `faults:` block; every fault is off unless set (streams.faults does the misbehaving)."""
+
+    disconnect_every_s: Annotated[float, Field(gt=0, strict=False)] | None = None
+    disconnect_code: Annotated[StrictInt, Field(ge=1000, le=4999)] | None = None
+    latency_ms: tuple[Millis, Millis] | None = None
+    drop_rate: Rate = 0.0
+    duplicate_rate: Rate = 0.0
+    malformed_rate: Rate = 0.0
+    reorder: StrictBool = False
+
+    @field_validator("disconnect_code")
+    @classmethod
+    def _sendable(cls, code: int | None) -> int | None:
+        if code in UNSENDABLE_CLOSE_CODES:
+            raise PydanticCustomError(
+                "close_code", "must not be 1005, 1006 or 1015, which are never sent in a close frame; "
+                              "leave disconnect_code out for an abrupt drop, which browsers report as 1006")
+        return code
+
+    @field_validator("latency_ms", mode="before")
+    @classmethod
+    def _min_max(cls, value: Any) -> Any:
+        if value is not None and not (isinstance(value, (list, tuple)) and len(value) == 2):
+            raise PydanticCustomError("latency_range", "must be [min, max] in milliseconds, e.g. [50, 300]")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FaultsConfig:
+        if self.latency_ms is not None and self.latency_ms[0] > self.latency_ms[1]:
+            raise PydanticCustomError("latency_order", "latency_ms must be [min, max] with min <= max")
+        if self.disconnect_code is not None and self.disconnect_every_s is None:
+            raise PydanticCustomError("disconnect_code_alone",
+                                      "disconnect_code needs disconnect_every_s (when to disconnect)")
+        return self
+
+    def enabled(self) -> bool:
+        """Whether any fault is switched on."""
+        return (self.disconnect_every_s is not None or self.latency_ms is not None or self.reorder
+                or self.drop_rate > 0 or self.duplicate_rate > 0 or self.malformed_rate > 0)
+
+    def summary(self) -> str:
+        """The faults that are on, for the start-up banner: 'disconnect_every_s 30, drop_rate 0.05'."""
+        on = {key: value for key, value in self.model_dump(mode="json").items() if value not in (None, 0, False)}
+        return ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
+                         for key, value in on.items())
+
+
 class StreamConfig(_Model):
     """One pushed stream: where it lives, what it sends and how often."""
 
@@ -84,6 +148,11 @@ class StreamConfig(_Model):
     speed: Annotated[Number, Field(gt=0)] = 1.0
     faults: FaultsConfig | None = None  # off unless set (streams.faults)
     subprotocols: Subprotocols | None = None  # None: accept the first protocol a client offers
+
+    @property
+    def interval_s(self) -> float:
+        """``interval_ms`` in seconds (what the clock works in)."""
+        return self.interval_ms / 1000
 
     def reply_to(self, message: str) -> str | None:
         """The text answered to a client's message, or None when the stream does not reply."""
@@ -106,24 +175,6 @@ class Settings(_Model):
     random_seed: StrictInt | None = None
 
 
-Source = RandomSource | ReplaySource
-
-
-@dataclass(frozen=True)
-class AppConfig:
-    """A config file, validated, with every stream's frame source built from it."""
-
-    file: Path
-    settings: Settings
-    sources: Mapping[str, Source]  # by stream name
-    mock_files: Mapping[str, Path]  # by stream name, replay streams only
-
-    @property
-    def streams(self) -> tuple[StreamConfig, ...]:
-        """The configured streams, in file order."""
-        return self.settings.streams
-
-
 class ConfigError(Exception):
     """Everything wrong with a config file, one line per problem."""
 
@@ -133,8 +184,30 @@ class ConfigError(Exception):
         self.mock_files = mock_files or []  # files it names, found or not: a watcher waits for them
 
 
-def load_config(path: str | Path) -> AppConfig:
-    """Read, validate and build a config file, or raise ConfigError listing every problem."""
+@dataclass
+class CheckedConfig:
+    """A config file checked against the schema: the settings if they validated, and every problem so far."""
+
+    file: Path
+    data: dict[str, Any]  # the file as parsed, for what the schema leaves to the domain (templates, mock files)
+    settings: Settings | None
+    problems: list[str]
+    where: Locator
+
+    def raw_streams(self) -> list[tuple[int, Any]]:
+        """Every entry of `streams:` as written, with its index (valid or not)."""
+        raw = self.data.get("streams")
+        return list(enumerate(raw)) if isinstance(raw, list) else []
+
+    def valid_streams(self) -> list[tuple[int, StreamConfig]]:
+        """The streams that validate, with their index, even when the rest of the file does not."""
+        if self.settings is not None:
+            return list(enumerate(self.settings.streams))
+        return _valid_streams(self.data.get("streams"))
+
+
+def check_config(path: str | Path) -> CheckedConfig:
+    """Read a config file and check it against the schema; raises ConfigError only when it cannot be read."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -142,13 +215,13 @@ def load_config(path: str | Path) -> AppConfig:
         raise ConfigError([f"{path}: config file not found (pass another one with -c PATH)"]) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError([f"{path}: cannot read the config file: {e}"]) from None
-    return parse_config(text, path)
+    return check_config_text(text, path)
 
 
-def parse_config(text: str, path: Path) -> AppConfig:
-    """Validate config text read from ``path`` (mock files are relative to its folder)."""
+def check_config_text(text: str, path: Path) -> CheckedConfig:
+    """check_config for text read from ``path`` (mock and TLS files are relative to its folder)."""
     node, data = _parse_yaml(text, path)
-    where = _Locator(path, node)
+    where = Locator(path, node)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -160,19 +233,15 @@ def parse_config(text: str, path: Path) -> AppConfig:
     except ValidationError as e:
         problems += [where.say(err["loc"], _describe(err)) for err in e.errors()]
         settings = None
-    # check and build what did validate, so mock-file problems show up with the rest
-    streams = list(enumerate(settings.streams)) if settings else _valid_streams(data.get("streams"))
+    checked = CheckedConfig(path, data, settings, problems, where)
     echo_path = settings.echo.path if settings and settings.echo else _valid_echo_path(data.get("echo", {}))
-    problems += _check_names_and_paths(streams, echo_path, where)
+    problems += _check_names_and_paths(checked.valid_streams(), echo_path, where)
     if settings is not None and settings.server.tls is not None:
         try:
             tls_context(settings.server.tls, path.parent)
         except TlsError as e:
             problems.append(where.say(("server", "tls", e.key), e.message))
-    sources, mock_files = _build_sources(streams, path.parent, where, problems)
-    if problems or settings is None:
-        raise ConfigError(problems, list(mock_files.values()))
-    return AppConfig(path, settings, sources, mock_files)
+    return checked
 
 
 def _valid_streams(raw: Any) -> list[tuple[int, StreamConfig]]:
@@ -213,7 +282,7 @@ def _parse_yaml(text: str, path: Path) -> tuple[yaml.Node | None, Any]:
     return node, data
 
 
-class _Locator:
+class Locator:
     """Turns a field path into ``file:line: streams[1].interval_ms`` using the YAML nodes."""
 
     def __init__(self, path: Path, root: yaml.Node | None) -> None:
@@ -252,16 +321,45 @@ def format_loc(loc: tuple) -> str:
     return out
 
 
-_KNOWN_KEYS = sorted({name for model in (Settings, ServerConfig, TlsConfig, StreamConfig, EchoConfig, FaultsConfig)
-                      for name in model.model_fields})
+# where each block of the schema lives in a file, to tell a misplaced key where it belongs
+_BLOCKS: dict[str, type[BaseModel]] = {"": Settings, "server": ServerConfig, "server.tls": TlsConfig,
+                                       "streams[]": StreamConfig, "streams[].faults": FaultsConfig, "echo": EchoConfig}
 
 
-def validation_problems(error: ValidationError, prefix: tuple = ()) -> list[str]:
-    """A pydantic error as 'field: message, got value' lines, worded like config file problems."""
+def _block_of(loc: tuple) -> str:
+    """The block a field path is in: ('streams', 2, 'faults', 'x') -> 'streams[].faults'."""
+    parts = [f"{part}" for part in loc[:-1] if not isinstance(part, int)]
+    block = ".".join(parts)
+    return "streams[]" + block[7:] if block.startswith("streams") else block
+
+
+def _unknown_key(loc: tuple, block: str) -> str:
+    """'unknown key', with where the key belongs or which key was meant."""
+    key = str(loc[-1])
+    here = _BLOCKS.get(block)
+    homes = [name for name, model in _BLOCKS.items() if key in model.model_fields and name != block]
+    if homes:
+        where = " or ".join(f"{home}.{key}" if home else f"{key} (top level)" for home in homes)
+        return f"unknown key at this level; it belongs at {where}"
+    if here is not None:
+        hint = difflib.get_close_matches(key, list(here.model_fields), n=1)
+        if hint:
+            return f"unknown key; did you mean '{hint[0]}'?"
+    for name, model in _BLOCKS.items():
+        hint = difflib.get_close_matches(key, list(model.model_fields), n=1, cutoff=0.75)
+        if hint:
+            return f"unknown key; did you mean {name + '.' if name else ''}{hint[0]}?"
+    return "unknown key"
+
+
+def validation_problems(error: ValidationError, prefix: tuple = (), block: str | None = None) -> list[str]:
+    """A pydantic error as 'field: message, got value' lines, worded like config file problems.
+
+    ``block`` names where the validated model lives in a config file (e.g. 'streams[].faults')."""
     problems = []
     for err in error.errors():
         field = format_loc(prefix + tuple(err["loc"]))
-        problems.append(f"{field}: {_describe(err)}" if field else _describe(err))
+        problems.append(f"{field}: {_describe(err, block)}" if field else _describe(err, block))
     return problems
 
 
@@ -271,12 +369,12 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _describe(err: Mapping[str, Any]) -> str:
+def _describe(err: Mapping[str, Any], block: str | None = None) -> str:
     """A pydantic error, said the way a config file's author thinks about it."""
     kind, ctx, got = err["type"], err.get("ctx") or {}, err.get("input")
     if kind == "extra_forbidden":
-        hint = difflib.get_close_matches(str(err["loc"][-1]), _KNOWN_KEYS, n=1)
-        return "unknown key" + (f"; did you mean '{hint[0]}'?" if hint else "")
+        loc = tuple(err["loc"])
+        return _unknown_key(loc, _block_of(loc) if block is None else block)
     if kind == "missing":
         return "is required"
     # a float field's bounds are floats (0.0): "must be a number >= 0", even when it was given an int
@@ -349,7 +447,7 @@ def is_reserved(path: str) -> bool:
 
 
 def _check_names_and_paths(streams: list[tuple[int, StreamConfig]], echo_path: str | None,
-                           where: _Locator) -> list[str]:
+                           where: Locator) -> list[str]:
     problems: list[str] = []
     names: dict[str, int] = {}
     paths: dict[str, str] = {}
@@ -370,41 +468,3 @@ def _check_names_and_paths(streams: list[tuple[int, StreamConfig]], echo_path: s
             problems.append(where.say(loc, f"{path!r} is reserved for the server itself "
                                            f"({', '.join(RESERVED_PATHS)}); pick another path"))
     return problems
-
-
-def _build_sources(streams: list[tuple[int, StreamConfig]], base: Path, where: _Locator,
-                   problems: list[str]) -> tuple[dict[str, Source], dict[str, Path]]:
-    """Compile every template and load every mock file, recording problems as they come."""
-    sources: dict[str, Source] = {}
-    files: dict[str, Path] = {}
-    for i, stream in streams:
-        loc = ("streams", i)
-        if stream.timing == "recorded" and stream.source != "replay":
-            problems.append(where.say(loc + ("timing",), "'recorded' timing needs source: replay"))
-        if stream.source == "random":
-            if stream.template is None:
-                problems.append(where.say(loc + ("template",), "is required when source is random "
-                                                               "(a mapping whose leaves may be generators)"))
-                continue
-            try:
-                sources[stream.name] = RandomSource(compile_template(stream.template))
-            except TemplateError as e:
-                problems.append(where.say(loc + ("template",) + e.path, e.message))
-        else:
-            if stream.file is None:
-                problems.append(where.say(loc + ("file",), "is required when source is replay "
-                                                           "(a .json, .jsonl or .ndjson mock file)"))
-                continue
-            file = base / stream.file
-            files[stream.name] = file
-            try:
-                sources[stream.name] = load_replay_file(file)
-            except MockFileError as e:
-                problems.append(where.say(loc + ("file",), str(e)))
-                continue
-            if stream.timing == "recorded" and sources[stream.name].offsets_s is None:
-                problems.append(where.say(loc + ("timing",), f"{file}: has no recorded timing: 'recorded' needs "
-                                                             "a .jsonl file of "
-                                                             "{\"t\": ms, \"data\"|\"text\"|\"b64\": ...} "
-                                                             "lines (python server.py record URL writes one)"))
-    return sources, files

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from tornado.ioloop import IOLoop, PeriodicCallback
 
-from config import AppConfig, ConfigError, load_config
+from config import ConfigError
+from streams.build import AppConfig, load_config
 
 log = logging.getLogger("mockws.reload")
 

@@ -25,8 +25,9 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from app import make_app
-from config import AppConfig, ConfigError, load_config, tls_context
+from config import ConfigError, tls_context
 from reload import ConfigWatcher
+from streams.build import AppConfig, load_config
 from streams.hub import Hub
 from transport.http import HARD_HEAD_LIMIT_BYTES, HeadLimit
 

@@ -16,9 +16,9 @@ from typing import Any
 from pydantic import ValidationError
 from tornado.web import stream_request_body
 
-from config import validation_problems
+from config import FaultsConfig, validation_problems
 from handlers.api import ApiError, JsonHandler
-from streams.faults import FaultsConfig, fault_injector
+from streams.build import fault_injector
 from streams.jsontext import dumps
 from streams.sources import Frame
 from streams.stream import Stream
@@ -136,7 +136,7 @@ class FaultsHandler(ControlHandler):
         try:
             faults = FaultsConfig.model_validate(body or {})
         except ValidationError as e:
-            raise ApiError(400, "; ".join(validation_problems(e, ("faults",)))) from None
+            raise ApiError(400, "; ".join(validation_problems(e, ("faults",), "streams[].faults"))) from None
         stream.set_faults(fault_injector(faults, self.hub.config.settings.random_seed, name))
         self.write_json(stream.detail())
 

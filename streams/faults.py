@@ -20,12 +20,11 @@ from __future__ import annotations
 import heapq
 import logging
 from random import Random
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator, model_validator
-from pydantic_core import PydanticCustomError
 from tornado.ioloop import IOLoop
 
+from config import FaultsConfig
 from streams.sources import Frame
 
 if TYPE_CHECKING:
@@ -33,63 +32,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mockws.faults")
 
-Rate = Annotated[float, Field(ge=0, le=1, strict=False)]
-Millis = Annotated[StrictInt, Field(ge=0, le=60_000)]
-UNSENDABLE_CLOSE_CODES = (1005, 1006, 1015)  # RFC 6455 7.4.1: never sent in a close frame
-DISCONNECT_JITTER = 0.1  # each client is disconnected disconnect_every_s +- 10% after it connected
 REORDER_RATE = 0.25  # reorder without latency: share of frames held back until after the next one
+DISCONNECT_JITTER = 0.1  # each client is disconnected disconnect_every_s +- 10% after it connected
 MALFORMED_MARK = "<malformed>"
 DISCONNECT_REASON = "fault injection"
-
-
-class FaultsConfig(BaseModel):
-    """A stream's `faults:` block; every fault is off unless set."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    disconnect_every_s: Annotated[float, Field(gt=0, strict=False)] | None = None
-    disconnect_code: Annotated[StrictInt, Field(ge=1000, le=4999)] | None = None
-    latency_ms: tuple[Millis, Millis] | None = None
-    drop_rate: Rate = 0.0
-    duplicate_rate: Rate = 0.0
-    malformed_rate: Rate = 0.0
-    reorder: StrictBool = False
-
-    @field_validator("disconnect_code")
-    @classmethod
-    def _sendable(cls, code: int | None) -> int | None:
-        if code in UNSENDABLE_CLOSE_CODES:
-            raise PydanticCustomError(
-                "close_code", "must not be 1005, 1006 or 1015, which are never sent in a close frame; "
-                              "leave disconnect_code out for an abrupt drop, which browsers report as 1006")
-        return code
-
-    @field_validator("latency_ms", mode="before")
-    @classmethod
-    def _min_max(cls, value: Any) -> Any:
-        if value is not None and not (isinstance(value, (list, tuple)) and len(value) == 2):
-            raise PydanticCustomError("latency_range", "must be [min, max] in milliseconds, e.g. [50, 300]")
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> FaultsConfig:
-        if self.latency_ms is not None and self.latency_ms[0] > self.latency_ms[1]:
-            raise PydanticCustomError("latency_order", "latency_ms must be [min, max] with min <= max")
-        if self.disconnect_code is not None and self.disconnect_every_s is None:
-            raise PydanticCustomError("disconnect_code_alone",
-                                      "disconnect_code needs disconnect_every_s (when to disconnect)")
-        return self
-
-    def enabled(self) -> bool:
-        """Whether any fault is switched on."""
-        return (self.disconnect_every_s is not None or self.latency_ms is not None or self.reorder
-                or self.drop_rate > 0 or self.duplicate_rate > 0 or self.malformed_rate > 0)
-
-    def summary(self) -> str:
-        """The faults that are on, for the start-up banner: 'disconnect_every_s 30, drop_rate 0.05'."""
-        on = {key: value for key, value in self.model_dump(mode="json").items() if value not in (None, 0, False)}
-        return ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
-                         for key, value in on.items())
 
 
 def malformed(frame: Frame) -> Frame:
@@ -103,18 +49,6 @@ def malformed(frame: Frame) -> Frame:
         return Frame(frame.data[: len(frame.data) // 2] + MALFORMED_MARK.encode(), binary=True)
     text = frame.data.decode("utf-8")
     return Frame.text(text[: len(text) // 2] + MALFORMED_MARK)
-
-
-def fault_injector(config: FaultsConfig | None, seed: int | None, stream_name: str) -> FaultInjector | None:
-    """The injector for a stream's `faults:` block, or None when every fault is off."""
-    if config is None or not config.enabled():
-        return None
-    return FaultInjector(config, fault_rng(seed, stream_name))
-
-
-def fault_rng(seed: int | None, stream_name: str) -> Random:
-    """The injector's generator: reproducible with a seed, and separate from the stream's data generator."""
-    return Random(f"{seed}/{stream_name}/faults") if seed is not None else Random()
 
 
 class _ClientFaults:

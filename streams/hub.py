@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from random import Random
 from typing import Any
 
-from config import AppConfig, ServerConfig, StreamConfig
+from config import ServerConfig, StreamConfig
+from streams.build import AppConfig, fault_injector, stream_rng
 from streams.client import Client
-from streams.faults import fault_injector
 from streams.stream import Stream
 
 log = logging.getLogger("mockws.hub")
-
-
-def stream_rng(seed: int | None, name: str) -> Random:
-    """The random generator of one stream: reproducible with a seed, independent of other streams."""
-    return Random(f"{seed}/{name}") if seed is not None else Random()
 
 
 class Hub:

@@ -178,3 +178,6 @@ def _recorded_frame(path: Path, number: int, value: Any) -> tuple[Frame, float] 
         except (binascii.Error, TypeError, ValueError):
             raise MockFileError(path, "\"b64\" is not valid base64", number) from None
     return frame, t / 1000
+
+
+Source = RandomSource | ReplaySource

@@ -20,10 +20,10 @@ from typing import Any, Protocol
 
 from tornado.ioloop import IOLoop
 
-from config import ServerConfig, Source, StreamConfig
+from config import ServerConfig, StreamConfig
 from streams.client import Client
 from streams.clock import Clock
-from streams.sources import Frame
+from streams.sources import Frame, Source
 
 log = logging.getLogger("mockws.stream")
 

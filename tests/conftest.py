@@ -16,7 +16,7 @@ from support import ROOT, base_config, edit_config, write_config
 sys.path.insert(0, str(ROOT))  # the project's modules, whatever the working directory
 
 from app import make_app
-from config import AppConfig, load_config
+from streams.build import AppConfig, load_config
 from streams.hub import Hub
 
 

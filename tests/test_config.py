@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from config import ConfigError, ServerConfig, load_config
+from config import ConfigError, ServerConfig
+from streams.build import load_config
 from support import REPLY, ROOT, STATS_TEMPLATE, base_config, stream_config, write_config
 
 
@@ -157,3 +158,35 @@ def test_a_float_key_given_a_negative_integer_asks_for_a_number(tmp_path):
     data["server"]["ping_interval_s"] = -1
     [problem] = problems(tmp_path, data)
     assert problem.endswith("server.ping_interval_s: must be a number >= 0, got -1")
+
+
+def test_a_bad_field_and_a_bad_template_in_the_same_stream_are_both_reported(tmp_path):
+    data = base_config()
+    stats = stream_config(data, "stats")
+    stats["interval_ms"] = -5
+    stats["template"] = {"n": {"$intt": [0, 9]}}
+    found = problems(tmp_path, data)
+    config_file = tmp_path / "config.yaml"
+    assert len(found) == 2, found
+    assert f"{config_file}:{line_of(config_file, 'interval_ms: -5')}: streams[0].interval_ms: must be" in found[0]
+    assert found[1].startswith(f"{config_file}:{line_of(config_file, '$intt')}: streams[0].template.n")
+    assert "'$int'" in found[1]  # the suggestion
+
+
+@pytest.mark.parametrize(("key", "value", "belongs"), [
+    ("timeline", "shared", "streams[].timeline"),
+    ("ping_interval_s", 5, "server.ping_interval_s"),
+    ("drop_rate", 0.1, "streams[].faults.drop_rate"),
+])
+def test_a_key_at_the_wrong_level_says_where_it_belongs(tmp_path, key, value, belongs):
+    data = base_config()
+    data[key] = value
+    [problem] = problems(tmp_path, data)
+    assert problem.endswith(f": {key}: unknown key at this level; it belongs at {belongs}")
+
+
+def test_a_stream_key_misplaced_in_server_says_where_it_belongs(tmp_path):
+    data = base_config()
+    data["server"]["interval_ms"] = 100
+    [problem] = problems(tmp_path, data)
+    assert problem.endswith(": server.interval_ms: unknown key at this level; it belongs at streams[].interval_ms")

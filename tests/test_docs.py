@@ -12,8 +12,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-from config import EchoConfig, ServerConfig, Settings, StreamConfig, TlsConfig
-from streams.faults import FaultsConfig
+from config import EchoConfig, FaultsConfig, ServerConfig, Settings, StreamConfig, TlsConfig
 from support import ROOT
 
 README = ROOT / "README.md"

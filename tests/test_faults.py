@@ -17,9 +17,9 @@ from types import SimpleNamespace
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from config import ConfigError, load_config
-from streams.faults import MALFORMED_MARK, FaultInjector, FaultsConfig, fault_injector, malformed
-from streams.hub import stream_rng
+from config import ConfigError, FaultsConfig
+from streams.build import fault_injector, load_config, stream_rng
+from streams.faults import MALFORMED_MARK, FaultInjector, malformed
 from streams.sources import Frame
 from streams.stream import FaultInjector as FaultInjectorProtocol
 from support import ROOT, base_config, http_server_trusting_x_real_ip, write_config  # noqa: F401 - replaces http_server here

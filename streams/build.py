@@ -1,0 +1,122 @@
+"""Builds the domain from a config file: every stream's frame source and fault injector, in one place.
+
+``load_config`` is what the server, the live-reload watcher and the tests
+call: the schema check (``config.check_config``) and what only the domain
+can check (templates compile, mock files load, recorded timing is there) run
+on the same file, and every problem of both is reported together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from random import Random
+from typing import Any
+
+from config import CheckedConfig, ConfigError, FaultsConfig, Locator, Settings, StreamConfig, check_config
+from streams.faults import FaultInjector
+from streams.sources import MockFileError, RandomSource, Source, load_replay_file
+from streams.template import TemplateError, compile_template
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """A config file, validated, with every stream's frame source built from it."""
+
+    file: Path
+    settings: Settings
+    sources: Mapping[str, Source]  # by stream name
+    mock_files: Mapping[str, Path]  # by stream name, replay streams only
+
+    @property
+    def streams(self) -> tuple[StreamConfig, ...]:
+        """The configured streams, in file order."""
+        return self.settings.streams
+
+
+def load_config(path: str | Path) -> AppConfig:
+    """Read, validate and build a config file, or raise ConfigError listing every problem."""
+    checked = check_config(path)
+    sources, mock_files = build_sources(checked)
+    if checked.problems or checked.settings is None:
+        raise ConfigError(checked.problems, list(mock_files.values()))
+    return AppConfig(checked.file, checked.settings, sources, mock_files)
+
+
+def build_sources(checked: CheckedConfig) -> tuple[dict[str, Source], dict[str, Path]]:
+    """Compile every template and load every mock file, adding what is wrong to ``checked.problems``.
+
+    Works from the streams as written, so a template error is found even when
+    another field of the same stream is invalid.
+    """
+    sources: dict[str, Source] = {}
+    files: dict[str, Path] = {}
+    where, problems, base = checked.where, checked.problems, checked.file.parent
+    for i, raw in checked.raw_streams():
+        if not isinstance(raw, dict):
+            continue  # reported by the schema check
+        loc = ("streams", i)
+        name = raw.get("name") if isinstance(raw.get("name"), str) else f"streams[{i}]"
+        source, timing = raw.get("source"), raw.get("timing", "interval")
+        if timing == "recorded" and source != "replay":
+            problems.append(where.say(loc + ("timing",), "'recorded' timing needs source: replay"))
+        if source == "random":
+            built = _random_source(raw, loc, where, problems)
+        elif source == "replay":
+            built = _replay_source(raw, loc, base, where, problems, files, name)
+        else:
+            continue  # reported by the schema check
+        if built is not None:
+            sources[name] = built
+    return sources, files
+
+
+def _random_source(raw: dict[str, Any], loc: tuple, where: Locator, problems: list[str]) -> Source | None:
+    if raw.get("template") is None:
+        problems.append(where.say(loc + ("template",), "is required when source is random "
+                                                       "(a mapping whose leaves may be generators)"))
+        return None
+    try:
+        return RandomSource(compile_template(raw["template"]))
+    except TemplateError as e:
+        problems.append(where.say(loc + ("template",) + e.path, e.message))
+        return None
+
+
+def _replay_source(raw: dict[str, Any], loc: tuple, base: Path, where: Locator, problems: list[str],
+                   files: dict[str, Path], name: str) -> Source | None:
+    if not isinstance(raw.get("file"), str):
+        if raw.get("file") is None:
+            problems.append(where.say(loc + ("file",), "is required when source is replay "
+                                                       "(a .json, .jsonl or .ndjson mock file)"))
+        return None  # a file that is not a string is reported by the schema check
+    file = base / raw["file"]
+    files[name] = file
+    try:
+        source = load_replay_file(file)
+    except MockFileError as e:
+        problems.append(where.say(loc + ("file",), str(e)))
+        return None
+    if raw.get("timing") == "recorded" and source.offsets_s is None:
+        problems.append(where.say(loc + ("timing",), f"{file}: has no recorded timing: 'recorded' needs "
+                                                     "a .jsonl file of {\"t\": ms, \"data\"|\"text\"|\"b64\": ...} "
+                                                     "lines (python server.py record URL writes one)"))
+    return source
+
+
+def stream_rng(seed: int | None, name: str) -> Random:
+    """The random generator of one stream: reproducible with a seed, independent of other streams."""
+    return Random(f"{seed}/{name}") if seed is not None else Random()
+
+
+def fault_rng(seed: int | None, stream_name: str) -> Random:
+    """A fault injector's generator: reproducible with a seed, and separate from the stream's data generator."""
+    return Random(f"{seed}/{stream_name}/faults") if seed is not None else Random()
+
+
+def fault_injector(config: FaultsConfig | None, seed: int | None, stream_name: str) -> FaultInjector | None:
+    """The injector for a stream's `faults:` block, or None when every fault is off."""
+    if config is None or not config.enabled():
+        return None
+    return FaultInjector(config, fault_rng(seed, stream_name))
