@@ -11,6 +11,8 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,17 +20,17 @@ from tornado.web import stream_request_body
 
 from config import FaultsConfig, validation_problems
 from handlers.api import ApiError, JsonHandler
-from streams.build import fault_injector
+from streams.hub import NotSeekableError, SeekRangeError, UnknownStreamError
 from streams.jsontext import dumps
 from streams.sources import Frame
-from streams.stream import Stream
 
 
 class StreamHandler(JsonHandler):
     """GET /api/streams/{name}: settings and live state of one stream."""
 
     def get(self, name: str) -> None:
-        self.write_json(find_stream(self, name).detail())
+        with domain_errors():
+            self.write_json(self.hub.stream(name).detail())
 
 
 @stream_request_body
@@ -71,7 +73,6 @@ class PushFrameHandler(ControlHandler):
     """POST /api/streams/{name}/push: send a frame to every client now, outside the schedule."""
 
     def post(self, name: str) -> None:
-        stream = find_stream(self, name)
         content_type = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if content_type == "text/plain":
             try:
@@ -84,51 +85,46 @@ class PushFrameHandler(ControlHandler):
             if not self._body:
                 raise ApiError(400, "empty body: send JSON, or text with Content-Type: text/plain")
             frame = Frame.text(dumps(self.json_body()))
-        self.write_json({"sent_to": stream.push(frame)})
+        with domain_errors():
+            self.write_json({"sent_to": self.hub.push(name, frame)})
 
 
 class PauseHandler(ControlHandler):
     """POST /api/streams/{name}/pause: stop the stream's clock; clients stay connected."""
 
     def post(self, name: str) -> None:
-        stream = find_stream(self, name)
-        stream.pause()
-        self.write_json(stream.detail())
+        with domain_errors():
+            self.write_json(self.hub.pause(name).detail())
 
 
 class ResumeHandler(ControlHandler):
     """POST /api/streams/{name}/resume: restart the clock where it stopped."""
 
     def post(self, name: str) -> None:
-        stream = find_stream(self, name)
-        stream.resume()
-        self.write_json(stream.detail())
+        with domain_errors():
+            self.write_json(self.hub.resume(name).detail())
 
 
 class SeekHandler(ControlHandler):
     """POST /api/streams/{name}/seek {"index": N}: jump a shared replay timeline to entry N."""
 
     def post(self, name: str) -> None:
-        stream = find_stream(self, name)
-        if stream.config.timeline != "shared" or stream.source.length is None:
-            raise ApiError(409, f"seek needs a shared replay timeline; {name} is "
-                                        f"{stream.config.timeline} {stream.config.source} (each client has its "
-                                        "own position)" if stream.config.timeline != "shared" else
-                                        f"seek needs a replay source; {name} is random")
+        with domain_errors():
+            self.hub.stream(name)  # 404 before the body is looked at
         body = self.json_body()
         index = body.get("index") if isinstance(body, dict) else None
-        length = stream.source.length
-        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < length:
-            raise ApiError(400, f'send {{"index": N}} with N from 0 to {length - 1}, got {_short(body)}')
-        stream.seek(index)
-        self.write_json(stream.detail())
+        if not isinstance(index, int) or isinstance(index, bool):
+            index = -1  # out of range: the hub says which indexes there are, after checking the stream can seek
+        with domain_errors(body=body):
+            self.write_json(self.hub.seek(name, index).detail())
 
 
 class FaultsHandler(ControlHandler):
     """PUT /api/streams/{name}/faults: replace the stream's faults; the body is a `faults:` block as JSON."""
 
     def put(self, name: str) -> None:
-        stream = find_stream(self, name)
+        with domain_errors():
+            self.hub.stream(name)
         body = self.json_body()
         if body is not None and not isinstance(body, dict):
             raise ApiError(400, f'send a JSON object like the faults: block, e.g. {{"disconnect_every_s": 30}} '
@@ -137,16 +133,21 @@ class FaultsHandler(ControlHandler):
             faults = FaultsConfig.model_validate(body or {})
         except ValidationError as e:
             raise ApiError(400, "; ".join(validation_problems(e, ("faults",), "streams[].faults"))) from None
-        stream.set_faults(fault_injector(faults, self.hub.config.settings.random_seed, name))
-        self.write_json(stream.detail())
+        with domain_errors():
+            self.write_json(self.hub.set_faults(name, faults).detail())
 
 
-def find_stream(handler: JsonHandler, name: str) -> Stream:
-    """The stream called ``name``, or 404 listing the names there are."""
-    stream = handler.hub.streams.get(name)
-    if stream is None:
-        raise ApiError(404, f"no stream named {name!r}; streams: {', '.join(handler.hub.streams) or 'none'}")
-    return stream
+@contextmanager
+def domain_errors(body: Any = None) -> Iterator[None]:
+    """Turn the hub's errors into API errors: 404 for an unknown stream, 409 and 400 for a seek."""
+    try:
+        yield
+    except UnknownStreamError as e:
+        raise ApiError(404, str(e)) from None
+    except NotSeekableError as e:
+        raise ApiError(409, str(e)) from None
+    except SeekRangeError as e:
+        raise ApiError(400, f'send {{"index": N}} with N from 0 to {e.length - 1}, got {_short(body)}') from None
 
 
 def _is_loopback(ip: str | None) -> bool:

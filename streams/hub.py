@@ -6,12 +6,32 @@ import asyncio
 import logging
 from typing import Any
 
-from config import ServerConfig, StreamConfig
+from config import FaultsConfig, ServerConfig, StreamConfig
 from streams.build import AppConfig, fault_injector, stream_rng
 from streams.client import Client
+from streams.sources import Frame
 from streams.stream import Stream
 
 log = logging.getLogger("mockws.hub")
+
+
+class UnknownStreamError(LookupError):
+    """No stream has that name."""
+
+    def __init__(self, name: str, names: list[str]) -> None:
+        super().__init__(f"no stream named {name!r}; streams: {', '.join(names) or 'none'}")
+
+
+class NotSeekableError(Exception):
+    """Seek asked of a stream without a shared replay timeline."""
+
+
+class SeekRangeError(ValueError):
+    """A seek index outside the stream's entries."""
+
+    def __init__(self, index: int, length: int) -> None:
+        super().__init__(f"index must be from 0 to {length - 1}, got {index}")
+        self.length = length
 
 
 class Hub:
@@ -132,3 +152,47 @@ class Hub:
     def describe(self) -> list[dict[str, Any]]:
         """Every stream as the HTTP API lists them."""
         return [stream.describe() for stream in self.streams.values()]
+
+    # -- control (HTTP API): each verb raises UnknownStreamError, and seek NotSeekableError or SeekRangeError
+
+    def stream(self, name: str) -> Stream:
+        """The stream called ``name``."""
+        stream = self.streams.get(name)
+        if stream is None:
+            raise UnknownStreamError(name, list(self.streams))
+        return stream
+
+    def push(self, name: str, frame: Frame) -> int:
+        """Send ``frame`` to every client of a stream now; returns how many got it."""
+        return self.stream(name).push(frame)
+
+    def pause(self, name: str) -> Stream:
+        """Stop a stream's clock; clients stay connected."""
+        stream = self.stream(name)
+        stream.pause()
+        return stream
+
+    def resume(self, name: str) -> Stream:
+        """Restart a stream's clock where it stopped."""
+        stream = self.stream(name)
+        stream.resume()
+        return stream
+
+    def seek(self, name: str, index: int) -> Stream:
+        """Make entry ``index`` the next frame of a shared replay timeline."""
+        stream = self.stream(name)
+        if stream.config.timeline != "shared":
+            raise NotSeekableError(f"seek needs a shared replay timeline; {name} is {stream.config.timeline} "
+                              f"{stream.config.source} (each client has its own position)")
+        if stream.source.length is None:
+            raise NotSeekableError(f"seek needs a replay source; {name} is random")
+        if not 0 <= index < stream.source.length:
+            raise SeekRangeError(index, stream.source.length)
+        stream.seek(index)
+        return stream
+
+    def set_faults(self, name: str, faults: FaultsConfig) -> Stream:
+        """Replace a stream's faults (all off when none is enabled); clients stay connected."""
+        stream = self.stream(name)
+        stream.set_faults(fault_injector(faults, self.config.settings.random_seed, name))
+        return stream
