@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tornado import httputil
 from tornado.web import HTTPError, RequestHandler
 
 from streams.hub import Hub
@@ -33,7 +34,8 @@ class JsonHandler(RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
-        self.write_json({"error": error.message if isinstance(error, ApiError) else self._reason}, status_code)
+        self.write_json({"error": error.message if isinstance(error, ApiError)
+                         else httputil.responses.get(status_code, "Unknown error")}, status_code)
 
 
 class HealthHandler(JsonHandler):

@@ -43,6 +43,11 @@ class Clock:
     def __len__(self) -> int:
         return sum(len(b) for b in self._buckets.values())
 
+    @property
+    def armed(self) -> bool:
+        """Whether a timer is set (an idle or stopped clock has none)."""
+        return self._timer is not None
+
     def items(self) -> list[Timed]:
         """Every scheduled item."""
         return [item for bucket in self._buckets.values() for item in bucket]

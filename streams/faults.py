@@ -75,6 +75,7 @@ class FaultInjector:
         self.rng = rng
         self.counters = {"dropped": 0, "duplicated": 0, "malformed": 0, "delayed": 0, "reordered": 0,
                          "disconnects": 0}
+        self.clients: set[_ClientFaults] = set()  # the state of every subscribed client
 
     # -- the stream's hooks
 
@@ -112,6 +113,7 @@ class FaultInjector:
         for timer in (state.disconnect, state.timer):
             if timer is not None:
                 io_loop.remove_timeout(timer)
+        self.clients.discard(state)
         sub.fault_state = None
 
     def describe(self) -> dict[str, Any]:
@@ -120,9 +122,14 @@ class FaultInjector:
 
     # -- scheduling
 
+    def pending_timers(self) -> int:
+        """Timers the injector holds for its clients: disconnects and delayed frames."""
+        return sum((state.disconnect is not None) + (state.timer is not None) for state in self.clients)
+
     def _state(self, sub: Subscriber) -> _ClientFaults:
-        sub.fault_state = _ClientFaults()
-        return sub.fault_state
+        sub.fault_state = state = _ClientFaults()
+        self.clients.add(state)
+        return state
 
     def _schedule(self, stream: Stream, sub: Subscriber, state: _ClientFaults, frame: Frame) -> bool:
         """Send one frame now, hold it back, or queue it for later; True if it went out now."""

@@ -23,6 +23,7 @@ from tornado.ioloop import IOLoop
 from config import ServerConfig, StreamConfig
 from streams.client import Client
 from streams.clock import Clock
+from streams.schedule import Schedule, Timeline, rebase
 from streams.sources import Frame, Source
 
 log = logging.getLogger("mockws.stream")
@@ -46,20 +47,6 @@ class FaultInjector(Protocol):
         """Settings and counters, for the HTTP API."""
 
 
-class Timeline:
-    """A position in the source, its generator state and the time its next frame is due."""
-
-    __slots__ = ("subscriber", "index", "state", "due", "epoch", "bucket")
-
-    def __init__(self, subscriber: Subscriber | None, state: Any, due: float) -> None:
-        self.subscriber = subscriber  # None for a shared timeline
-        self.index = 0  # next entry of a replay source
-        self.state = state  # generator state of a random source
-        self.due = due
-        self.epoch = due  # recorded timing: when entry 0 of this loop is (or was) due
-        self.bucket: int | None = None  # owned by Clock
-
-
 class Subscriber:
     """One connected client of a stream."""
 
@@ -80,8 +67,9 @@ class Stream:
         self.source = source
         self.rng = rng
         self.server = server  # limits for every client; replaced on live reload
+        self.schedule = Schedule(config, source)
         self._subscribers: dict[Client, Subscriber] = {}
-        self._clock = Clock(self._fire, _quantum(config))
+        self.clock = Clock(self._fire, self.schedule.quantum_s)
         self._shared: Timeline | None = None
         self._last_shared: Frame | None = None  # what a late joiner of a shared timeline gets first
         self.frames_sent = 0
@@ -113,26 +101,26 @@ class Stream:
         if self.config.timeline == "shared":
             self._subscribe_shared(sub, now)
         else:
-            sub.timeline = Timeline(sub, self.source.new_state(), now + self.config.interval_ms / 1000)
+            sub.timeline = Timeline(sub, self.source.new_state(), now + self.schedule.interval_s)
             if self.config.send_on_connect and not self.paused:
                 sub.timeline.due = sub.timeline.epoch = now
                 due = self._fire(sub.timeline, now)  # the first frame goes out with the handshake
                 if due is None:
                     return  # a one-frame replay that does not loop: already finished
                 sub.timeline.due = due
-            self._clock.add(sub.timeline)
+            self.clock.add(sub.timeline)
         if not self.paused:
-            self._clock.start()
+            self.clock.start()
 
     def unsubscribe(self, client: Client) -> None:
         """Stop pushing to ``client`` (no-op if it is not subscribed)."""
         sub = self._subscribers.pop(client, None)
         if sub is not None and sub.timeline is not None:
-            self._clock.remove(sub.timeline)
+            self.clock.remove(sub.timeline)
         if sub is not None and self.faults is not None:
             self.faults.on_unsubscribe(self, sub)
         if not self._subscribers:
-            self._clock.stop()  # an idle stream has no timer
+            self.clock.stop()  # an idle stream has no timer
 
     def reply_to(self, message: str) -> str | None:
         """The reply to a client's message, or None."""
@@ -144,7 +132,7 @@ class Stream:
 
     def stop(self) -> None:
         """Stop the clock for good (shutdown)."""
-        self._clock.clear()
+        self.clock.clear()
 
     def close_all(self, code: int, reason: str) -> None:
         """Close every client's WebSocket."""
@@ -159,7 +147,7 @@ class Stream:
         if not self.paused:
             self.paused = True
             self._paused_at = IOLoop.current().time()
-            self._clock.stop()
+            self.clock.stop()
 
     def resume(self) -> None:
         """Restart the clock where it stopped: every timeline keeps its position and phase (idempotent)."""
@@ -168,18 +156,14 @@ class Stream:
         self.paused = False
         self._shift_timelines(IOLoop.current().time() - self._paused_at)
         if self._subscribers:
-            self._clock.start()
+            self.clock.start()
 
     def seek(self, index: int) -> None:
         """Make entry ``index`` the next frame of the shared replay timeline."""
         if self._shared is None:
             self._shared = Timeline(None, self.source.new_state(), IOLoop.current().time())
-            self._clock.add(self._shared)
-        due = self._shared.due
-        self._shared.index = index
-        offsets = self.source.offsets_s if self.config.timing == "recorded" else None
-        if offsets is not None:
-            self._shared.epoch = due - offsets[index] / self.config.speed
+            self.clock.add(self._shared)
+        self.schedule.seek(self._shared, index)
 
     @property
     def position(self) -> int | None:
@@ -198,7 +182,9 @@ class Stream:
         if data_changed:
             changes.append(f"{config.name} template changed" if source.length is None
                            else f"{config.name} file reloaded ({source.length} entries)")
+        old_interval_s = self.schedule.interval_s
         self.config, self.source, self.server = config, source, server
+        self.schedule = Schedule(config, source)
         if old.timeline != config.timeline:
             self._restart_timelines()
             return changes
@@ -213,7 +199,7 @@ class Stream:
                     if isinstance(timeline.state, list):
                         timeline.state[0] = seq  # $seq keeps counting across a template edit
         if (old.interval_ms, old.timing, old.speed) != (config.interval_ms, config.timing, config.speed):
-            self._retime(old.interval_ms / 1000, config.interval_ms / 1000)
+            self._retime(old_interval_s)
         return changes
 
     def detail(self) -> dict[str, Any]:
@@ -244,25 +230,25 @@ class Stream:
 
     def _shift_timelines(self, delta_s: float) -> None:
         for timeline in self._timelines():
-            self._clock.remove(timeline)
-            _rebase(timeline, timeline.due + delta_s)
-            self._clock.add(timeline)
+            self.clock.remove(timeline)
+            rebase(timeline, timeline.due + delta_s)
+            self.clock.add(timeline)
 
-    def _retime(self, old_interval_s: float, new_interval_s: float) -> None:
+    def _retime(self, old_interval_s: float) -> None:
         """A new interval applies from the last frame sent: 3000 -> 1000 ms speeds up at once."""
         now = IOLoop.current().time()
-        self._clock.set_quantum(_quantum(self.config))
+        self.clock.set_quantum(self.schedule.quantum_s)
         for timeline in self._timelines():
-            self._clock.remove(timeline)
-            _rebase(timeline, max(now, timeline.due - old_interval_s + new_interval_s))
-            self._clock.add(timeline)
+            self.clock.remove(timeline)
+            rebase(timeline, self.schedule.retimed_due(timeline, old_interval_s, now))
+            self.clock.add(timeline)
 
     def _restart_timelines(self) -> None:
         """per-client <-> shared: every client gets a timeline of the new kind, without reconnecting."""
         clients = list(self._subscribers)
         for client in clients:
             self.unsubscribe(client)
-        self._clock.clear()
+        self.clock.clear()
         self._shared = self._last_shared = None
         for client in clients:
             self.subscribe(client)
@@ -270,72 +256,46 @@ class Stream:
     # -- scheduling
 
     def _subscribe_shared(self, sub: Subscriber, now: float) -> None:
-        interval = self.config.interval_ms / 1000
+        interval = self.schedule.interval_s
         if self._shared is None:
             self._shared = Timeline(None, self.source.new_state(), now + interval)
             self._last_shared = None
-            self._clock.add(self._shared)
+            self.clock.add(self._shared)
         elif len(self._subscribers) == 1:
             # nobody was listening and the clock was idle: restart the grid from now
-            self._clock.remove(self._shared)
-            _rebase(self._shared, now + interval)
-            self._clock.add(self._shared)
+            self.clock.remove(self._shared)
+            rebase(self._shared, now + interval)
+            self.clock.add(self._shared)
         if not self.config.send_on_connect or self.paused:
             return
         if len(self._subscribers) > 1 and self._last_shared is not None:
             self._send(sub, self._last_shared)  # a late joiner gets the current frame at once
             return
-        self._clock.remove(self._shared)
-        _rebase(self._shared, now)
+        self.clock.remove(self._shared)
+        rebase(self._shared, now)
         due = self._fire(self._shared, now)
         if due is not None and self._shared is not None:
             self._shared.due = due
-            self._clock.add(self._shared)
+            self.clock.add(self._shared)
 
     def _fire(self, timeline: Timeline, now: float) -> float | None:
         """Send the timeline's next frame; return when the one after is due (None: finished)."""
-        frame = self._next_frame(timeline)
-        sub = timeline.subscriber
-        if frame is None:
+        index = self.schedule.take(timeline)
+        if index is None:
             self._finish(timeline)
             return None
+        frame = self.source.frame(index, timeline.state, self.rng)
+        sub = timeline.subscriber
         if sub is None:
             self._last_shared = frame
             for each in list(self._subscribers.values()):
                 self._send(each, frame)
         else:
             self._send(sub, frame)
-        length = self.source.length
-        if length is not None and not self.config.loop and timeline.index >= length:
+        if self.schedule.exhausted(timeline):
             self._finish(timeline)  # that was the last entry
             return None
-        return self._next_due(timeline, now)
-
-    def _next_frame(self, timeline: Timeline) -> Frame | None:
-        length = self.source.length
-        if length is not None and timeline.index >= length:
-            if not self.config.loop:
-                return None
-            timeline.index = 0
-        frame = self.source.frame(timeline.index, timeline.state, self.rng)
-        timeline.index += 1
-        return frame
-
-    def _next_due(self, timeline: Timeline, now: float) -> float:
-        config = self.config
-        interval = config.interval_ms / 1000
-        if config.timing == "recorded" and self.source.offsets_s is not None:
-            offsets = self.source.offsets_s
-            if timeline.index >= len(offsets):  # looping: the next loop starts one interval after the last frame
-                timeline.epoch = timeline.due + interval
-                return timeline.epoch
-            return timeline.epoch + offsets[timeline.index] / config.speed
-        due = timeline.due + interval  # a fixed grid from the first frame: no drift
-        if due <= now - interval:
-            # more than a whole interval late (a long pause): skip the missed
-            # ticks rather than bursting them, keeping at most one catch-up frame
-            due += interval * int((now - due) / interval)
-        return due
+        return self.schedule.next_due(timeline, now)
 
     def _finish(self, timeline: Timeline) -> None:
         """A non-looping replay ran out: close its client(s) and rewind."""
@@ -409,13 +369,6 @@ class Stream:
         }
 
 
-def _quantum(config: StreamConfig) -> float:
-    """Bucket width of the stream's clock: fine enough to keep every client's phase."""
-    if config.timing == "recorded":
-        return 0.002
-    return min(0.010, max(0.0005, config.interval_ms / 1000 / 10))
-
-
 def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
@@ -427,12 +380,6 @@ def _frames_differ(old: Source, new: Source) -> bool:
     if new.length is None:
         return old.template.source_text != new.template.source_text
     return [f.data for f in old.frames] != [f.data for f in new.frames] or old.offsets_s != new.offsets_s
-
-
-def _rebase(timeline: Timeline, due: float) -> None:
-    """Move a timeline's next frame to ``due``, keeping the recorded gaps after it."""
-    timeline.epoch += due - timeline.due
-    timeline.due = due
 
 
 def _close_finished(client: Client) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tornado.platform.asyncio import AsyncIOLoop
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from support import ROOT, base_config, edit_config, write_config
@@ -18,6 +19,40 @@ sys.path.insert(0, str(ROOT))  # the project's modules, whatever the working dir
 from app import make_app
 from streams.build import AppConfig, load_config
 from streams.hub import Hub
+
+
+class TimerCountingLoop(asyncio.SelectorEventLoop):
+    """The tests' event loop: it can say how many timers are pending, through its public call_at."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting: set[asyncio.TimerHandle] = set()  # scheduled, not yet run
+
+    def call_at(self, when, callback, *args, context=None) -> asyncio.TimerHandle:
+        handle: asyncio.TimerHandle | None = None
+
+        def run(*run_args):
+            self.waiting.discard(handle)
+            callback(*run_args)
+
+        handle = super().call_at(when, run, *args, context=context)
+        self.waiting.add(handle)
+        return handle
+
+    def pending_timers(self) -> int:
+        """Timers scheduled (call_at, call_later) that have neither run nor been cancelled."""
+        self.waiting = {handle for handle in self.waiting if not handle.cancelled()}
+        return len(self.waiting)
+
+
+@pytest.fixture
+def io_loop():
+    """pytest-tornado's IOLoop, on a TimerCountingLoop (``io_loop.asyncio_loop.pending_timers()``)."""
+    io_loop = AsyncIOLoop(asyncio_loop=TimerCountingLoop())
+    io_loop.make_current()
+    yield io_loop
+    io_loop.clear_current()
+    io_loop.close(all_fds=True)
 
 
 @pytest.fixture

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +77,41 @@ def http_server_trusting_x_real_ip(request, io_loop, _unused_port, app):
     server.add_socket(_unused_port[0])
     yield server
     server.stop()
+
+
+def push_only_stream(name: str) -> dict[str, Any]:
+    """A stream that sends only what a test pushes (hub.push or the control API), at /<name>."""
+    return {"name": name, "path": f"/{name}", "source": "random", "interval_ms": 600_000,
+            "send_on_connect": False, "template": {"idle": True}}
+
+
+async def until(condition: Callable[[], bool], timeout: float) -> float:
+    """Wait for ``condition()``; returns how long it took, or fails after ``timeout`` seconds."""
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < timeout, "condition not met in time"
+        await asyncio.sleep(0.01)
+    return time.monotonic() - start
+
+
+async def read_json(conn, timeout: float = 2.0) -> Any:
+    """The next message of a WebSocket client, parsed as JSON."""
+    message = await asyncio.wait_for(conn.read_message(), timeout)
+    assert message is not None, f"closed: {conn.close_code} {conn.close_reason}"
+    return json.loads(message)
+
+
+async def received_until_quiet(conn, quiet_s: float = 0.3) -> list[str | bytes]:
+    """Every message until none has come for ``quiet_s``."""
+    messages = []
+    try:
+        while (message := await asyncio.wait_for(conn.read_message(), quiet_s)) is not None:
+            messages.append(message)
+    except asyncio.TimeoutError:
+        pass
+    return messages
+
+
+def pending_timers(io_loop) -> int:
+    """Timers scheduled on the test's event loop (conftest's TimerCountingLoop) that have not run."""
+    return io_loop.asyncio_loop.pending_timers()

@@ -21,42 +21,25 @@ from config import ConfigError, FaultsConfig
 from streams.build import fault_injector, load_config, stream_rng
 from streams.faults import MALFORMED_MARK, FaultInjector, malformed
 from streams.sources import Frame
-from streams.stream import FaultInjector as FaultInjectorProtocol
-from support import ROOT, base_config, http_server_trusting_x_real_ip, write_config  # noqa: F401 - replaces http_server here
+from support import (  # noqa: F401 - http_server_trusting_x_real_ip replaces http_server here
+    ROOT,
+    base_config,
+    http_server_trusting_x_real_ip,
+    pending_timers,
+    push_only_stream,
+    received_until_quiet,
+    until,
+    write_config,
+)
 
 # a stream that sends only what a test pushes
-FEED = {"name": "feed", "path": "/feed", "source": "random", "interval_ms": 600_000,
-        "send_on_connect": False, "template": {"idle": True}}
+FEED = push_only_stream("feed")
 SEQ_EVERY_10_MS = {"interval_ms": 10, "template": {"n": {"$seq": True}, "at": {"$now": "epoch_ms"}}}
 
 
 def with_faults(**faults) -> list[dict]:
     """The test config's streams plus `feed`, with these faults on `feed`."""
     return base_config()["streams"] + [{**FEED, "faults": faults}]
-
-
-def pending_timers(io_loop) -> int:
-    """Timers scheduled on the event loop and not cancelled."""
-    return sum(not handle.cancelled() for handle in io_loop.asyncio_loop._scheduled)
-
-
-async def until(condition, timeout: float) -> None:
-    """Wait for ``condition()``, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
-async def received_until_quiet(conn, quiet_s: float = 0.3) -> list[str]:
-    """Every message until none has come for ``quiet_s``."""
-    messages = []
-    try:
-        while (message := await asyncio.wait_for(conn.read_message(), quiet_s)) is not None:
-            messages.append(message)
-    except asyncio.TimeoutError:
-        pass
-    return messages
 
 
 async def push_numbered(hub, conn, count: int) -> list[str]:
@@ -298,19 +281,20 @@ def test_disconnect_times_are_spread_over_n_seconds_plus_or_minus_ten_percent(io
 @pytest.mark.config(stats={"interval_ms": 20, "faults": {"disconnect_every_s": 30, "latency_ms": [200, 300]}})
 @pytest.mark.gen_test
 async def test_a_client_that_leaves_takes_its_fault_timers_with_it(ws_connect, hub, io_loop):
-    """Disconnect timers and delayed frames of clients that left are cancelled, not left to fire."""
+    """Disconnect timers and delayed frames of clients that left are cancelled, not left to fire.
+
+    With 200-300 ms of latency on a 20 ms stream a client always has frames waiting: every client
+    holds two timers, its disconnect and its next delayed frame, from its first frame on."""
+    injector = hub.streams["stats"].faults
     keep = await ws_connect("/")
-    await asyncio.wait_for(keep.read_message(), 1)
-    await asyncio.sleep(0.05)
-    baseline = pending_timers(io_loop)
     leavers = [await ws_connect("/") for _ in range(5)]
-    await asyncio.sleep(0.1)  # frames are queued for them, none delivered yet
-    assert pending_timers(io_loop) >= baseline + 10  # a disconnect and a delivery timer each
+    await until(lambda: injector.pending_timers() == 12, 1)
+    with_leavers = pending_timers(io_loop)
     for conn in leavers:
         conn.close()
     await until(lambda: hub.streams["stats"].clients == 1, 1)
-    await asyncio.sleep(0.05)
-    assert pending_timers(io_loop) == baseline
+    assert injector.pending_timers() == 2  # the client that stayed
+    assert pending_timers(io_loop) <= with_leavers - 10  # cancelled on the event loop, not only forgotten
     assert await asyncio.wait_for(keep.read_message(), 1) is not None
 
 
@@ -349,10 +333,38 @@ async def test_a_reload_that_changes_the_faults_block_applies_it_to_connected_cl
     assert hub.streams["stats"].faults is None
 
 
-def test_injector_satisfies_the_streams_protocol():
-    injector = FaultInjector(FaultsConfig(drop_rate=0.1), Random(1))
-    for method in ("deliver", "on_subscribe", "on_unsubscribe", "describe"):
-        assert callable(getattr(injector, method)) and hasattr(FaultInjectorProtocol, method)
+class FakeClient:
+    """A client as the domain sees it (streams.client.Client), recording what it is sent."""
+
+    def __init__(self) -> None:
+        self.is_open, self.pending_bytes, self.received = True, 0, []
+
+    def send(self, frame: Frame) -> bool:
+        self.received.append(frame.data)
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        self.is_open = False
+
+    def abort(self) -> None:
+        self.is_open = False
+
+
+@pytest.mark.gen_test
+async def test_a_stream_sends_through_its_injector(hub):
+    """The stream hands every frame to its injector (streams.stream.FaultInjector), which decides."""
+    stream = hub.streams["stats"]
+    stream.pause()  # only pushed frames
+    stream.set_faults(FaultInjector(FaultsConfig(duplicate_rate=1.0), Random(1)))
+    client = FakeClient()
+    stream.subscribe(client)
+    assert stream.push(Frame.text("once")) == 1
+    assert client.received == [b"once", b"once"]
+    assert stream.faults.describe()["counters"]["duplicated"] == 1
+    stream.set_faults(FaultInjector(FaultsConfig(drop_rate=1.0), Random(1)))
+    assert stream.push(Frame.text("never")) == 0
+    assert client.received == [b"once", b"once"]
+    stream.unsubscribe(client)
 
 
 # -- PUT /api/streams/{name}/faults

@@ -22,7 +22,7 @@ import pytest
 from raw_client import DROPPED, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_TEXT, RawClient, client_frame
 from streams.sources import Frame
 from streams.stream import SLOW_CLIENT_GRACE_S
-from support import base_config
+from support import base_config, pending_timers, push_only_stream, until
 
 MB = 1_000_000
 MiB = 1024 * 1024
@@ -30,8 +30,7 @@ FRAME_BYTES = 256 * 1024
 SMALL_RCVBUF = 16 * 1024  # a client that stops reading should not hide megabytes in its kernel buffer
 
 # a stream that only sends what a test pushes
-BULK = {"name": "bulk", "path": "/bulk", "source": "random", "interval_ms": 600_000,
-        "send_on_connect": False, "template": {"idle": True}}
+BULK = push_only_stream("bulk")
 WITH_BULK = base_config()["streams"] + [BULK]
 
 
@@ -44,10 +43,9 @@ def rss_bytes() -> int:
 
 def resources(io_loop) -> dict[str, int]:
     """Open file descriptors, pending (not cancelled) timers and tasks of the event loop."""
-    loop = io_loop.asyncio_loop
     return {"fds": len(os.listdir("/proc/self/fd")),
-            "timers": sum(not handle.cancelled() for handle in loop._scheduled),
-            "tasks": len(asyncio.all_tasks(loop))}
+            "timers": pending_timers(io_loop),
+            "tasks": len(asyncio.all_tasks(io_loop.asyncio_loop))}
 
 
 async def settled(io_loop, baseline: dict[str, int], timeout: float = 3.0) -> dict[str, int]:
@@ -56,15 +54,6 @@ async def settled(io_loop, baseline: dict[str, int], timeout: float = 3.0) -> di
     while (now := resources(io_loop)) != baseline and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     return now
-
-
-async def until(condition: Callable[[], bool], timeout: float) -> float:
-    """Wait for ``condition``; returns how long it took, or fails after ``timeout`` seconds."""
-    start = time.monotonic()
-    while not condition():
-        assert time.monotonic() - start < timeout, "condition not met in time"
-        await asyncio.sleep(0.01)
-    return time.monotonic() - start
 
 
 async def server_side(hub, connect):

@@ -15,7 +15,7 @@ from tornado.websocket import websocket_connect
 
 from reload import ConfigWatcher
 from server_process import ServerProcess, free_port, get_json
-from support import base_config, edit_config, write_config
+from support import base_config, edit_config, until, write_config
 
 
 @pytest.fixture
@@ -38,14 +38,6 @@ def save(path, **changes):
     write_config(path.parent, data, path.name)
 
 
-async def settle(condition, timeout=2.0):
-    """Wait until ``condition()`` is true (a reload has been applied)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the change was not applied in time"
-        await asyncio.sleep(0.01)
-
-
 async def gaps(conn, n):
     times = []
     for _ in range(n + 1):
@@ -60,7 +52,7 @@ async def test_interval_change_applies_to_connected_clients(ws_connect, hub, wat
     conn = await ws_connect("/")
     assert 0.15 < (await gaps(conn, 2))[0]
     save(config_path, stats={"interval_ms": 40})
-    await settle(lambda: hub.streams["stats"].config.interval_ms == 40)
+    await until(lambda: hub.streams["stats"].config.interval_ms == 40, 2.0)
     await conn.read_message()  # the frame that was already due
     assert (await gaps(conn, 5))[2] < 0.08
     assert conn.close_code is None and hub.streams["stats"].clients == 1
@@ -71,7 +63,7 @@ async def test_template_change_shows_in_the_next_frame(ws_connect, hub, watcher,
     conn = await ws_connect("/")
     await conn.read_message()
     save(config_path, stats={"template": {"status": "edited", "n": {"$seq": True}}})
-    await settle(lambda: hub.streams["stats"].source.template.source_text.find("edited") >= 0)
+    await until(lambda: hub.streams["stats"].source.template.source_text.find("edited") >= 0, 2.0)
     while "edited" not in (message := await conn.read_message()):
         pass
     assert json.loads(message)["status"] == "edited"
@@ -84,14 +76,14 @@ async def test_broken_edit_is_logged_once_and_ignored_then_the_fix_applies(ws_co
     conn = await ws_connect("/")
     good = config_path.read_text(encoding="utf-8")
     config_path.write_text(good.replace("interval_ms: 50", "interval_ms: [oops"), encoding="utf-8")
-    await settle(lambda: any("not applied" in r.message for r in caplog.records))
+    await until(lambda: any("not applied" in r.message for r in caplog.records), 2.0)
     await asyncio.sleep(0.3)  # many polls later
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "invalid YAML" in errors[0].getMessage()
     assert f"{config_path}:" in errors[0].getMessage()
     assert await asyncio.wait_for(conn.read_message(), 1) is not None  # still serving the old config
     config_path.write_text(good.replace("interval_ms: 50", "interval_ms: 30"), encoding="utf-8")
-    await settle(lambda: hub.streams["stats"].config.interval_ms == 30)
+    await until(lambda: hub.streams["stats"].config.interval_ms == 30, 2.0)
     assert any("reloaded config.yaml: stats interval_ms 50 -> 30" in r.getMessage() for r in caplog.records)
 
 
@@ -102,11 +94,11 @@ async def test_stream_added_then_removed(ws_connect, ws_url, hub, watcher, confi
     data["streams"].append({"name": "extra", "path": "/extra", "source": "random", "interval_ms": 20,
                             "template": {"extra": True}})
     write_config(config_path.parent, data)
-    await settle(lambda: "extra" in hub.streams)
+    await until(lambda: "extra" in hub.streams, 2.0)
     conn = await ws_connect("/extra")
     assert await conn.read_message() == '{"extra":true}'
     save(config_path, extra=None)
-    await settle(lambda: "extra" not in hub.streams)
+    await until(lambda: "extra" not in hub.streams, 2.0)
     while await asyncio.wait_for(conn.read_message(), 1) is not None:
         pass
     assert (conn.close_code, conn.close_reason) == (1001, "stream removed")
@@ -124,7 +116,7 @@ async def test_mock_file_edit_mid_replay_restarts_at_entry_0(ws_connect, hub, wa
     for _ in range(3):
         await conn.read_message()
     (config_path.parent / "data-coll.json").write_text('[{"new": 0}, {"new": 1}, {"new": 2}]', encoding="utf-8")
-    await settle(lambda: hub.streams["replay"].source.length == 3)
+    await until(lambda: hub.streams["replay"].source.length == 3, 2.0)
     while "new" not in (message := await conn.read_message()):
         pass
     assert [json.loads(message)] + [json.loads(await conn.read_message()) for _ in range(3)] == \
@@ -135,7 +127,7 @@ async def test_mock_file_edit_mid_replay_restarts_at_entry_0(ws_connect, hub, wa
 @pytest.mark.gen_test
 async def test_broken_mock_file_keeps_the_old_frames(ws_connect, hub, watcher, config_path, caplog):
     (config_path.parent / "data-coll.json").write_text('[{"half": ', encoding="utf-8")
-    await settle(lambda: any("not applied" in r.message for r in caplog.records))
+    await until(lambda: any("not applied" in r.message for r in caplog.records), 2.0)
     assert hub.streams["replay"].source.length == 30
     assert "data-coll.json:1:" in caplog.records[-1].getMessage()
 
@@ -143,7 +135,7 @@ async def test_broken_mock_file_keeps_the_old_frames(ws_connect, hub, watcher, c
 @pytest.mark.gen_test
 async def test_server_limits_apply_live(ws_url, hub, watcher, config_path):
     save(config_path, server={"allowed_origins": ["http://good.example"]})
-    await settle(lambda: hub.server.allowed_origins == ("http://good.example",))
+    await until(lambda: hub.server.allowed_origins == ("http://good.example",), 2.0)
     with pytest.raises(HTTPClientError) as caught:
         await websocket_connect(HTTPRequest(ws_url("/"), headers={"Origin": "http://other.example"}))
     assert caught.value.code == 403
@@ -153,7 +145,7 @@ async def test_server_limits_apply_live(ws_url, hub, watcher, config_path):
 async def test_port_change_is_logged_as_needing_a_restart(hub, watcher, config_path, caplog):
     caplog.set_level(logging.INFO)
     save(config_path, server={"port": 4999})
-    await settle(lambda: hub.server.port == 4999)
+    await until(lambda: hub.server.port == 4999, 2.0)
     assert any("server.port 0 -> 4999 needs a restart" in r.getMessage() for r in caplog.records)
 
 
@@ -188,7 +180,7 @@ async def test_switching_to_a_shared_timeline_keeps_clients_and_syncs_them(ws_co
     await first.read_message()
     await second.read_message()
     save(config_path, stats={"timeline": "shared"})
-    await settle(lambda: hub.streams["stats"].config.timeline == "shared")
+    await until(lambda: hub.streams["stats"].config.timeline == "shared", 2.0)
     for _ in range(3):
         await first.read_message()
     a = json.loads(await first.read_message())["n"]
