@@ -104,7 +104,7 @@ PYTHON2_HINT = "no Python 2.7 found: `pyenv install 2.7.18`, or pass --python2 /
 OPENSSL_HINT = "openssl not found (needed for --tls): apt-get install openssl"
 
 
-class CannotBuild(Exception):
+class CannotBuildError(Exception):
     """The tools cannot be built or found here; the message is a one-line hint."""
 
 
@@ -140,7 +140,7 @@ def find_python27(explicit: str | None) -> str:
     """The Python 2.7 to build with: --python2, else pyenv's newest 2.7, else python2.7 on PATH."""
     if explicit:
         if not is_python27(explicit):
-            raise CannotBuild(f"{explicit} is not a working Python 2.7 (`pyenv install 2.7.18` brings one)")
+            raise CannotBuildError(f"{explicit} is not a working Python 2.7 (`pyenv install 2.7.18` brings one)")
         return explicit
     roots = []
     if shutil.which("pyenv"):
@@ -154,7 +154,7 @@ def find_python27(explicit: str | None) -> str:
     for candidate in candidates:
         if is_python27(candidate):
             return candidate
-    raise CannotBuild(PYTHON2_HINT)
+    raise CannotBuildError(PYTHON2_HINT)
 
 
 @contextlib.contextmanager
@@ -173,7 +173,7 @@ def python2_env(**extra: str) -> dict[str, str]:
 
 
 def run_step(what: str, command: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-    """Run one build step, its output appended to the build log; CannotBuild with a hint on failure."""
+    """Run one build step, its output appended to the build log; CannotBuildError with a hint on failure."""
     print(f"autobahn: {what} ...", flush=True)
     with log.open("a") as out:
         out.write(f"\n$ {' '.join(command)}\n")
@@ -182,9 +182,9 @@ def run_step(what: str, command: list[str], log: Path, env: dict[str, str] | Non
             done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env or python2_env(),
                                   timeout=1800, check=False)
         except (OSError, subprocess.TimeoutExpired) as e:
-            raise CannotBuild(f"{what} failed ({e}); see {log}") from None
+            raise CannotBuildError(f"{what} failed ({e}); see {log}") from None
     if done.returncode != 0:
-        raise CannotBuild(f"{what} failed (exit {done.returncode}): {last_error(log)} "
+        raise CannotBuildError(f"{what} failed (exit {done.returncode}): {last_error(log)} "
                           f"(is the package registry reachable? full log: {log})")
 
 
@@ -196,7 +196,7 @@ def last_error(log: Path) -> str:
 
 
 def build(python2: str | None = None) -> Path:
-    """Build wstest into the cache unless it is already there; returns its path. Raises CannotBuild."""
+    """Build wstest into the cache unless it is already there; returns its path. Raises CannotBuildError."""
     cache = cache_dir()
     if is_built(cache):
         return wstest_path(cache)
@@ -253,15 +253,15 @@ def write_server_config(folder: Path, tls: bool = False, compression: bool = Fal
 def make_certificate(folder: Path) -> None:
     """A throwaway self-signed certificate for localhost: folder/cert.pem and folder/key.pem."""
     if shutil.which("openssl") is None:
-        raise CannotBuild(OPENSSL_HINT)
+        raise CannotBuildError(OPENSSL_HINT)
     done = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                            "-subj", "/CN=localhost", "-keyout", str(folder / "key.pem"),
                            "-out", str(folder / "cert.pem")], capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise CannotBuild(f"openssl could not make a certificate: {done.stderr.strip()}")
+        raise CannotBuildError(f"openssl could not make a certificate: {done.stderr.strip()}")
 
 
-class RunFailed(Exception):
+class RunFailedError(Exception):
     """The run itself failed: the server did not start, or wstest crashed or timed out."""
 
 
@@ -283,14 +283,14 @@ class Server:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RunFailed(f"the server exited with {self.process.returncode}:\n{self.log_text()}")
+                raise RunFailedError(f"the server exited with {self.process.returncode}:\n{self.log_text()}")
             found = self.BANNER.search(self.log_text())
             if found and self._accepts(int(found.group(1))):
                 self.port = int(found.group(1))
                 return self.port
             time.sleep(0.05)
         self.stop()
-        raise RunFailed(f"the server did not start within {timeout_s:g} s:\n{self.log_text()}")
+        raise RunFailedError(f"the server did not start within {timeout_s:g} s:\n{self.log_text()}")
 
     @staticmethod
     def _accepts(port: int) -> bool:
@@ -353,11 +353,11 @@ def run_wstest(wstest: Path, url: str, cases: list[str], folder: Path, timeout_s
                                   stdout=None if verbose else out, stderr=subprocess.STDOUT,
                                   env=python2_env(), timeout=timeout_s, check=False)
         except subprocess.TimeoutExpired:
-            raise RunFailed(f"wstest did not finish within {timeout_s:g} s (raise it with --timeout)") from None
+            raise RunFailedError(f"wstest did not finish within {timeout_s:g} s (raise it with --timeout)") from None
     index = outdir / "index.json"
     if done.returncode != 0 or not index.exists():
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-        raise RunFailed(f"wstest exited with {done.returncode} and no report:\n{tail}")
+        raise RunFailedError(f"wstest exited with {done.returncode} and no report:\n{tail}")
     return json.loads(index.read_text()).get(AGENT, {})
 
 
@@ -433,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         wstest = build(args.python2)
-    except CannotBuild as e:
+    except CannotBuildError as e:
         print(f"autobahn: cannot build wstest: {e}", file=sys.stderr)
         return EXIT_CANNOT_BUILD
     if args.build_only:
@@ -450,10 +450,10 @@ def main(argv: list[str] | None = None) -> int:
                 port = server.start()
                 url = f"{'wss' if args.tls else 'ws'}://127.0.0.1:{port}/echo"
             results = run_wstest(wstest, url, args.cases, folder, args.timeout, args.verbose)
-        except CannotBuild as e:
+        except CannotBuildError as e:
             print(f"autobahn: cannot run: {e}", file=sys.stderr)
             return EXIT_CANNOT_BUILD
-        except RunFailed as e:
+        except RunFailedError as e:
             print(f"autobahn: {e}", file=sys.stderr)
             return EXIT_NOT_CONFORMING
         finally:
@@ -462,7 +462,8 @@ def main(argv: list[str] | None = None) -> int:
         passed = report(results, args.cases, url, folder / "reports")
         if server is not None and re.search(r"Traceback|\bERROR\b", server.log_text()):
             tail = "\n".join("  | " + line for line in server.log_text().splitlines()[-20:])
-            print(f"autobahn: the server logged errors; the end of its log:\n{tail}")
+            print(f"autobahn: the server logged errors, which fails the run; the end of its log:\n{tail}")
+            passed = False
         print(f"autobahn: {len(results)} cases in {time.monotonic() - started:.0f} s", flush=True)
         if args.report_dir is not None:
             shutil.copytree(folder / "reports", args.report_dir, dirs_exist_ok=True)

@@ -7,7 +7,6 @@ passes only when every case ends OK or INFORMATIONAL (docs/conformance.md).
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from support import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import conformance  # noqa: E402
+import conformance
 
 pytestmark = pytest.mark.conformance
 
@@ -38,25 +37,9 @@ def wstest() -> Path:
     """wstest, built into the cache on first use (about a minute), then reused."""
     try:
         return conformance.build()
-    except conformance.CannotBuild as e:
+    except conformance.CannotBuildError as e:
         why = f"wstest cannot be built: {e}"
     cannot_run(why)
-
-
-def xfail_unless_server_takes(key: str, tmp_path: Path, **options: bool) -> None:
-    """xfail while the server's config rejects `key` as unknown; once it takes it, the test runs for real."""
-    try:
-        config = conformance.write_server_config(tmp_path, **options)
-    except conformance.CannotBuild as e:
-        why = str(e)
-    else:
-        why = None
-    if why is not None:
-        cannot_run(why)
-    check = subprocess.run([sys.executable, "server.py", "-c", str(config), "--check"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=60, check=False)
-    if check.returncode != 0 and re.search(rf"\b{re.escape(key)}: unknown key", check.stderr):
-        pytest.xfail(f"{key} not implemented yet (the config rejects it)")
 
 
 def run_suite(*args: str, report_dir: Path) -> None:
@@ -75,10 +58,9 @@ def test_echo_conforms_over_ws(wstest: Path, tmp_path: Path) -> None:
 
 
 def test_echo_conforms_over_wss(wstest: Path, tmp_path: Path) -> None:
-    xfail_unless_server_takes("server.tls", tmp_path, tls=True)
     run_suite("--tls", report_dir=tmp_path / "reports")
 
 
 def test_echo_conforms_with_compression(wstest: Path, tmp_path: Path) -> None:
-    xfail_unless_server_takes("server.compression", tmp_path, compression=True)
+    """permessage-deflate negotiated: cases 12.1, 13.1 and 13.2 are added to the others."""
     run_suite("--compression", report_dir=tmp_path / "reports")

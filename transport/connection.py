@@ -213,7 +213,15 @@ class Connection(asyncio.BufferedProtocol):
     # -- receiving
 
     def data_received(self, data: bytes | memoryview) -> None:
-        """Handle bytes from the client: one small frame directly, anything else through the parser."""
+        """Handle bytes from the client; a bug met on the way drops this connection, not the server."""
+        try:
+            self._receive(data)
+        except Exception:  # one connection's failure must not reach the event loop
+            log.exception("%s: unexpected error handling a client's data; dropping the connection", self.path)
+            self.abort()
+
+    def _receive(self, data: bytes | memoryview) -> None:
+        """One small frame directly, anything else through the parser."""
         self.alive = True
         n = len(data)
         if 6 <= n <= 131 and self.is_open and (self.scanner is None or self.scanner.at_boundary):
@@ -250,16 +258,25 @@ class Connection(asyncio.BufferedProtocol):
 
     def _parse(self, data: bytes | memoryview) -> None:
         parser = self._parser()
-        split = self.scanner.scan(data)
-        if split >= 0:
+        scanned = self.scanner.scan(data)
+        if scanned.problem is not None:
+            # invalid UTF-8 in a text message: fail now, not when the frame or message is complete
+            parser.receive_data(data[:scanned.invalid_at])
+            self._handle_events()
+            if parser.state is OPEN:
+                self.is_open = False
+                parser.fail(1007, scanned.problem)
+                self._write_all(parser.data_to_send())
+            return
+        if scanned.close_at >= 0:
             # RFC 6455 5.4 lets a close frame arrive between the fragments of a message; websockets
             # fails that with 1002, the conformance suite (7.1.5) expects a normal close: the
             # unfinished message is dropped and the close answered
-            parser.receive_data(data[:split])
+            parser.receive_data(data[:scanned.close_at])
             self._handle_events()
             parser.current_size = None
             self.fragments = self.utf8 = None
-            data = data[split:]
+            data = data[scanned.close_at:]
         parser.receive_data(data)
         self._handle_events()
 
