@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any, get_args
@@ -159,3 +160,12 @@ def test_link_checker_sees_links_images_and_anchors():
     assert "docs/configuration.md" in readme_links
     assert "#faults-per-stream" in relative_links(CONFIG_DOC)
     assert "faults-per-stream" in heading_anchors(CONFIG_DOC)
+
+
+def test_the_import_graph_in_the_docs_is_current():
+    """docs/development.md shows what scripts/import_graph.py reads from the code today."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from import_graph import import_graph, mermaid  # noqa: PLC0415 - a script, not a test dependency
+
+    assert mermaid(import_graph()) in (DOCS / "development.md").read_text(encoding="utf-8"), \
+        "the import graph changed: paste the output of python3 scripts/import_graph.py into docs/development.md"
