@@ -31,17 +31,14 @@ from raw_client import (
 )
 from server_process import ServerProcess, free_port
 from streams.sources import Frame
-from support import base_config, until, write_config
+from support import base_config, push_only_stream, until, write_config
 
 MASK = b"\x12\x34\x56\x78"  # a real mask, so a payload that is not unmasked cannot pass for the right one
 GRAPHQL = ["graphql-transport-ws"]
 OFFER_DEFLATE = {"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}
 RSV1 = 0x40
 
-# a shared stream that only sends what a test pushes
-QUIET = {"name": "quiet", "path": "/quiet", "source": "random", "interval_ms": 600_000, "timeline": "shared",
-         "send_on_connect": False, "template": {"idle": True}}
-WITH_QUIET = base_config()["streams"] + [QUIET]
+WITH_QUIET = base_config()["streams"] + [{**push_only_stream("quiet"), "timeline": "shared"}]
 
 
 def close_payload(code: int, reason: bytes = b"") -> bytes:
@@ -144,13 +141,13 @@ async def test_a_shared_frame_is_compressed_once_for_all_compressing_clients(raw
     await until(lambda: hub.streams["quiet"].clients == 2, 1)
     message = json.dumps({"values": list(range(500))}).encode()
     frame = Frame(message)
-    assert hub.streams["quiet"].push(frame) == 2
+    assert hub.push("quiet", frame) == 2
     wires = [await first.read_wire(), await second.read_wire()]
     assert wires[0] == wires[1] == frame.deflated[1]  # what both got is the one copy cached on the frame
     assert wires[0][0] == 0x80 | RSV1 | OP_TEXT and len(wires[0]) < len(message)
     assert inflate(wires[0]) == message
     cached = frame.deflated
-    hub.streams["quiet"].push(frame)  # a frame sent again is not compressed again
+    hub.push("quiet", frame)  # a frame sent again is not compressed again
     assert frame.deflated is cached and await first.read_wire() == cached[1]
 
 
