@@ -1,4 +1,4 @@
-"""Shared fixtures: a config factory, the app under test and a WebSocket client that cleans up."""
+"""Shared fixtures: a config factory, the app under test and WebSocket clients that clean up."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from tornado.platform.asyncio import AsyncIOLoop
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
+from raw_client import RawClient
 from support import ROOT, base_config, edit_config, write_config
 
 sys.path.insert(0, str(ROOT))  # the project's modules, whatever the working directory
@@ -119,3 +120,26 @@ def ws_connect(ws_url, io_loop) -> Callable[..., Awaitable[WebSocketClientConnec
     yield connect
     for conn in opened:
         conn.close()
+
+
+@pytest.fixture
+def raw(http_server, http_port):
+    """Opens hand-written clients (tests/raw_client.py) to the test server; every one is closed at teardown."""
+    opened: list[RawClient] = []
+
+    class Opener:
+        @staticmethod
+        async def open(rcvbuf: int | None = None) -> RawClient:
+            """A TCP connection, nothing sent yet."""
+            opened.append(await RawClient.open(http_port, rcvbuf))
+            return opened[-1]
+
+        @staticmethod
+        async def connect(path: str = "/", rcvbuf: int | None = None) -> RawClient:
+            """A WebSocket past its handshake."""
+            opened.append(await RawClient.connect(http_port, path, rcvbuf))
+            return opened[-1]
+
+    yield Opener
+    for client in opened:
+        client.close()

@@ -90,9 +90,10 @@ class RawClient:
         return client
 
     async def handshake(self, path: str, headers: dict[str, str | None] | None = None,
-                        timeout: float = 2.0) -> tuple[int, dict[str, str], bytes]:
-        """Send an opening handshake; returns the status, headers and (for non-101 answers) the body."""
-        await self.send(handshake_request(path, self.port, headers))
+                        timeout: float = 2.0, then: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+        """Send an opening handshake, and ``then`` in the same write; returns the status, headers and
+        (for non-101 answers) the body."""
+        await self.send(handshake_request(path, self.port, headers) + then)
         while b"\r\n\r\n" not in self.buffer:
             if not await self._fill(timeout):
                 raise ConnectionError(f"connection closed during the handshake: {bytes(self.buffer)!r}")
@@ -125,6 +126,15 @@ class RawClient:
             if not await self._fill(timeout):
                 return None
 
+    async def read_wire(self, timeout: float = 2.0) -> bytes | None:
+        """The next server frame exactly as it came (header and payload); None when the connection ended."""
+        while (size := self._frame_size()) is None:
+            if not await self._fill(timeout):
+                return None
+        wire = bytes(self.buffer[:sum(size)])
+        del self.buffer[:sum(size)]
+        return wire
+
     async def wait_closed(self, timeout: float = 2.0) -> int | str:
         """Read until the server ends the connection: its close code, or DROPPED for a bare TCP close."""
         while (frame := await self.read_frame(timeout)) is not None:
@@ -151,12 +161,12 @@ class RawClient:
         self.buffer += chunk
         return True
 
-    def _parse(self) -> tuple[int, bytes] | None:
+    def _frame_size(self) -> tuple[int, int] | None:
+        """(header bytes, payload bytes) of the frame at the start of the buffer, once all of it is there."""
         buf = self.buffer
         if len(buf) < 2:
             return None
-        opcode, n = buf[0] & 0x0F, buf[1] & 0x7F
-        start = 2
+        n, start = buf[1] & 0x7F, 2
         if n == 126:
             if len(buf) < 4:
                 return None
@@ -165,8 +175,13 @@ class RawClient:
             if len(buf) < 10:
                 return None
             n, start = struct.unpack_from("!Q", buf, 2)[0], 10
-        if len(buf) < start + n:
+        return (start, n) if len(buf) >= start + n else None
+
+    def _parse(self) -> tuple[int, bytes] | None:
+        size = self._frame_size()
+        if size is None:
             return None
-        payload = bytes(buf[start:start + n])
-        del buf[:start + n]
+        start, n = size
+        opcode, payload = self.buffer[0] & 0x0F, bytes(self.buffer[start:start + n])
+        del self.buffer[:start + n]
         return opcode, payload

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -24,25 +25,30 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def get_json(url: str, timeout_s: float = 2.0) -> object:
-    """GET a URL on this machine and decode the JSON body."""
-    with _direct.open(url, timeout=timeout_s) as response:
+def get_json(url: str, timeout_s: float = 2.0, context: ssl.SSLContext | None = None) -> object:
+    """GET a URL on this machine and decode the JSON body (an https URL is verified with ``context``)."""
+    opener = _direct if context is None else urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
+    with opener.open(url, timeout=timeout_s) as response:
         return json.load(response)
 
 
 class ServerProcess:
-    """`server.py -c CONFIG --port PORT`, output in `log_path`; start() waits for /healthz, stop() ends it."""
+    """`server.py -c CONFIG --port PORT`, output in `log_path`; start() waits for /healthz, stop() ends it.
 
-    def __init__(self, config_path: Path, port: int, log_path: Path) -> None:
+    With ``tls`` (a client context trusting the server's certificate) the server is expected to serve https."""
+
+    def __init__(self, config_path: Path, port: int, log_path: Path, tls: ssl.SSLContext | None = None) -> None:
         self.config_path = config_path
         self.port = port
         self.log_path = log_path
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         """Base URL, ending in a slash."""
-        return f"http://127.0.0.1:{self.port}/"
+        return f"http{'s' if self.tls else ''}://127.0.0.1:{self.port}/"
 
     def start(self, timeout_s: float = 15.0) -> None:
         """Launch the server and return once GET /healthz answers {"status": "ok"}."""
@@ -61,7 +67,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
-                if get_json(self.url + "healthz", timeout_s=1.0) == {"status": "ok"}:
+                if get_json(self.url + "healthz", timeout_s=1.0, context=self.tls) == {"status": "ok"}:
                     return
             except (OSError, ValueError):
                 pass  # not listening yet (connection refused) or not answering JSON yet

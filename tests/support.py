@@ -1,14 +1,15 @@
-"""Test configs: the default config's shape at test speed, and ways to write and tweak it."""
+"""Test configs (the default config's shape at test speed, ways to write and tweak it) and small shared helpers."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import tornado.httpserver
@@ -115,3 +116,11 @@ async def received_until_quiet(conn, quiet_s: float = 0.3) -> list[str | bytes]:
 def pending_timers(io_loop) -> int:
     """Timers scheduled on the test's event loop (conftest's TimerCountingLoop) that have not run."""
     return io_loop.asyncio_loop.pending_timers()
+
+
+def missing_tool(reason: str) -> NoReturn:
+    """Skip a test whose outside tool (a browser, openssl, Node) is missing; with CI=true, fail instead:
+    CI must run every test."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true, so this test must run, but {reason}", pytrace=False)
+    pytest.skip(reason)

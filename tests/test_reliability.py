@@ -19,7 +19,7 @@ from statistics import median
 
 import pytest
 
-from raw_client import DROPPED, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_TEXT, RawClient, client_frame
+from raw_client import DROPPED, OP_BINARY, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_TEXT, client_frame
 from streams.sources import Frame
 from streams.stream import SLOW_CLIENT_GRACE_S
 from support import base_config, pending_timers, push_only_stream, until
@@ -112,29 +112,6 @@ async def push_through(stream, reader, total_bytes: int, on_push: Callable[[], N
             peak = max(peak, rss_bytes())
     await asyncio.wait_for(reading, 5)
     return max(peak, rss_bytes())
-
-
-@pytest.fixture
-def raw(http_server, http_port):
-    """Opens hand-written clients to the test server; every one is closed at teardown."""
-    opened: list[RawClient] = []
-
-    class Opener:
-        @staticmethod
-        async def open(rcvbuf: int | None = None) -> RawClient:
-            """A TCP connection, nothing sent yet."""
-            opened.append(await RawClient.open(http_port, rcvbuf))
-            return opened[-1]
-
-        @staticmethod
-        async def connect(path: str = "/", rcvbuf: int | None = None) -> RawClient:
-            """A WebSocket past its handshake."""
-            opened.append(await RawClient.connect(http_port, path, rcvbuf))
-            return opened[-1]
-
-    yield Opener
-    for client in opened:
-        client.close()
 
 
 # -- slow consumers
