@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -428,16 +429,22 @@ def tls_context(tls: TlsConfig, base: Path) -> ssl.SSLContext:
                                  "make a local certificate)") from None
         except OSError as e:
             raise TlsError(name, f"cannot read {file}: {e.strerror}") from None
+    block = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----",
+                      cert.read_text(encoding="ascii", errors="replace"), re.DOTALL)
+    try:
+        ssl.PEM_cert_to_DER_cert(block.group(0) if block else "")
+    except ValueError:
+        raise TlsError("cert_file", f"{cert} is not a PEM certificate (it should start with "
+                                    "-----BEGIN CERTIFICATE-----)") from None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(cert, key)
     except ssl.SSLError as e:
-        if "KEY_VALUES_MISMATCH" in str(e) or e.reason == "KEY_VALUES_MISMATCH":
+        # the certificate parsed above, so what is left is the key
+        if "KEY_VALUES_MISMATCH" in str(e):
             raise TlsError("key_file", f"{key} is not the key of the certificate {cert}") from None
-        if "PEM" in str(e) and "key" not in str(e).lower():
-            raise TlsError("cert_file", f"{cert} is not a PEM certificate ({e.reason})") from None
-        raise TlsError("key_file", f"cannot use {cert} with {key}: {e.reason or e} "
-                                   "(both must be PEM: the certificate and its unencrypted private key)") from None
+        raise TlsError("key_file", f"{key} is not an unencrypted PEM private key for {cert} "
+                                   f"({e.reason or e})") from None
     return context
 
 

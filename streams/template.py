@@ -51,7 +51,7 @@ class TemplateError(ValueError):
 class CompiledTemplate:
     """A template ready to render frames: literal JSON text with generator holes."""
 
-    __slots__ = ("_format", "_leaves", "_initial_state", "source_text", "_int_ranges", "_int_format")
+    __slots__ = ("_format", "_leaves", "_initial_state", "source_text", "_int_ranges", "_int_format", "_int_spans")
 
     def __init__(self, parts: list[Part], initial_state: list[Any], source_text: str = "") -> None:
         self.source_text = source_text  # the template it was compiled from, to tell edits apart
@@ -67,6 +67,10 @@ class CompiledTemplate:
         # ... straight into UTF-8 bytes with %d holes: no str.format over CJK text, no encode
         self._int_format = (b"".join(p.encode("utf-8").replace(b"%", b"%%") if isinstance(p, str) else b"%d"
                                      for p in parts) if self._int_ranges is not None else None)
+        # ... and when every range starts at 0, %d truncates the float draw itself: int(u * span) without
+        # an int() call per leaf (half the cost of a frame), the same numbers for the same seed
+        self._int_spans = (tuple(span for _, span in self._int_ranges)
+                           if self._int_ranges is not None and all(lo == 0 for lo, _ in self._int_ranges) else None)
 
     def new_state(self) -> State:
         """Fresh generator state for one timeline."""
@@ -79,6 +83,9 @@ class CompiledTemplate:
     def render_utf8(self, state: State, rng: Random) -> bytes:
         """The next frame of the timeline that owns ``state``, as UTF-8 JSON (what goes on the wire)."""
         state[0] += 1
+        if self._int_spans is not None:
+            draw = rng.random
+            return self._int_format % tuple([draw() * span for span in self._int_spans])
         if self._int_format is not None:
             draw = rng.random
             return self._int_format % tuple([lo + int(draw() * span) for lo, span in self._int_ranges])

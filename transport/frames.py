@@ -10,6 +10,7 @@ compressed frame is shared too (one per window size).
 from __future__ import annotations
 
 import codecs
+import struct
 import zlib
 from typing import NamedTuple
 
@@ -28,13 +29,18 @@ _Utf8Decoder = codecs.getincrementaldecoder("utf-8")
 _DEFLATE_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 7.2.1: every compressed message ends with it, sent without
 
 
+_HEADER_7 = struct.Struct("!BB").pack
+_HEADER_16 = struct.Struct("!BBH").pack
+_HEADER_64 = struct.Struct("!BBQ").pack
+
+
 def frame_header(first_byte: int, length: int) -> bytes:
     """The header of an unmasked server frame with ``length`` bytes of payload."""
     if length < 126:
-        return bytes((first_byte, length))
+        return _HEADER_7(first_byte, length)
     if length < 0x10000:
-        return bytes((first_byte, 126)) + length.to_bytes(2, "big")
-    return bytes((first_byte, 127)) + length.to_bytes(8, "big")
+        return _HEADER_16(first_byte, 126, length)
+    return _HEADER_64(first_byte, 127, length)
 
 
 def encode_frame(payload: bytes, binary: bool = False) -> bytes:
