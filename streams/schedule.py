@@ -61,12 +61,13 @@ class Schedule:
         timeline.index += 1
         return index
 
-    def exhausted(self, timeline: Timeline) -> bool:
-        """Whether a replay that does not loop has just sent its last entry."""
-        return self.length is not None and not self.loop and timeline.index >= self.length
+    def next_due(self, timeline: Timeline, now: float) -> float | None:
+        """When the timeline's next frame is due, the current one having been sent at ``now``.
 
-    def next_due(self, timeline: Timeline, now: float) -> float:
-        """When the timeline's next frame is due, the current one having been sent at ``now``."""
+        None when a replay that does not loop has just sent its last entry.
+        """
+        if self.length is not None and not self.loop and timeline.index >= self.length:
+            return None
         if self.offsets_s is not None:
             if timeline.index >= len(self.offsets_s):  # looping: the next loop starts one interval after the last
                 timeline.epoch = timeline.due + self.interval_s

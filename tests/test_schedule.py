@@ -53,16 +53,16 @@ def test_a_replay_that_loops_starts_again_at_entry_0():
     schedule = replay_schedule(loop=True)
     timeline = Timeline(None, None, 0.0)
     assert [schedule.take(timeline) for _ in range(7)] == [0, 1, 2, 0, 1, 2, 0]
-    assert not schedule.exhausted(timeline)
+    assert schedule.next_due(timeline, 0.0) is not None
 
 
-def test_a_replay_that_does_not_loop_is_exhausted_after_its_last_entry():
+def test_a_replay_that_does_not_loop_has_no_next_frame_after_its_last_entry():
     schedule = replay_schedule(loop=False)
     timeline = Timeline(None, None, 0.0)
     taken = [schedule.take(timeline), schedule.take(timeline)]
-    assert not schedule.exhausted(timeline)
+    assert schedule.next_due(timeline, 0.0) is not None
     taken.append(schedule.take(timeline))
-    assert schedule.exhausted(timeline) and taken == [0, 1, 2]
+    assert schedule.next_due(timeline, 0.0) is None and taken == [0, 1, 2]
     assert schedule.take(timeline) is None
 
 

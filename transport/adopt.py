@@ -62,7 +62,7 @@ class StreamTransport:
     def __init__(self, stream: IOStream, protocol: Connection) -> None:
         self.stream = stream
         self.protocol = protocol
-        self.buffered = 0  # written, not yet flushed
+        self.pending = 0  # written, not yet flushed
         self.eof = False
         self.writing_paused = False
         self.reading = asyncio.Event()
@@ -97,32 +97,32 @@ class StreamTransport:
             written = self.stream.write(data)
         except StreamClosedError:
             return
-        self.buffered += size
+        self.pending += size
         written.add_done_callback(lambda future: self._written(size, future))
-        if not self.writing_paused and self.buffered > HIGH_WATER_BYTES:
+        if not self.writing_paused and self.pending > HIGH_WATER_BYTES:
             self.writing_paused = True
             self.protocol.pause_writing()
 
     def _written(self, size: int, future: Future[None]) -> None:
         future.exception()  # a closed stream is reported by the read loop
-        self.buffered -= size
-        if self.writing_paused and self.buffered <= LOW_WATER_BYTES:
+        self.pending -= size
+        if self.writing_paused and self.pending <= LOW_WATER_BYTES:
             self.writing_paused = False
             self.protocol.resume_writing()
-        if self.eof and not self.buffered:
+        if self.eof and not self.pending:
             self.stream.close()
 
     def close(self) -> None:
         """Close once everything queued is out."""
         self.eof = True
-        if not self.buffered:
+        if not self.pending:
             self.stream.close()
 
     def is_closing(self) -> bool:
         return self.eof or self.stream.closed()
 
     def get_write_buffer_size(self) -> int:
-        return self.buffered
+        return self.pending
 
     def pause_reading(self) -> None:
         self.reading.clear()

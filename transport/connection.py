@@ -145,7 +145,7 @@ class Connection(asyncio.BufferedProtocol):
     @property
     def pending_bytes(self) -> int:
         """Bytes queued for the client that the kernel has not taken yet."""
-        return self.transport.get_write_buffer_size() if self.transport is not None else 0
+        return self.transport.pending if self.transport is not None else 0
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; the connection ends when the client answers or after a timeout."""

@@ -7,7 +7,7 @@ dashboard tabs that is most of the server's memory. This one keeps the
 socket, a few flags and the bytes the kernel has not taken yet. It offers the
 part of the asyncio transport interface ``Connection`` uses, with the same
 meaning: ``write``, ``close`` (after the queued bytes are out), ``abort``,
-``get_write_buffer_size``, ``pause_reading``/``resume_reading``, and
+``get_write_buffer_size`` (also the ``pending`` attribute), ``pause_reading``/``resume_reading``, and
 ``pause_writing``/``resume_writing`` calls on the protocol around the
 high/low-water marks.
 """
@@ -26,7 +26,7 @@ _RETRY = (BlockingIOError, InterruptedError)
 class SocketTransport:
     """Moves bytes between a connected non-blocking socket and a buffered protocol."""
 
-    __slots__ = ("sock", "fd", "loop", "protocol", "buffer", "reading", "closing", "writing_paused")
+    __slots__ = ("sock", "fd", "loop", "protocol", "buffer", "pending", "reading", "closing", "writing_paused")
 
     def __init__(self, sock: socket.socket, protocol: Any) -> None:
         sock.setblocking(False)
@@ -38,6 +38,7 @@ class SocketTransport:
         self.loop = asyncio.get_running_loop()
         self.protocol = protocol
         self.buffer: bytearray | None = None  # what the kernel has not taken yet
+        self.pending = 0  # its length (read on every push, so kept rather than computed)
         self.reading = False
         self.closing = False
         self.writing_paused = False
@@ -95,7 +96,8 @@ class SocketTransport:
             self.loop.add_writer(self.fd, self._write_ready)
         else:
             self.buffer += data
-        if not self.writing_paused and len(self.buffer) > HIGH_WATER_BYTES:
+        self.pending = len(self.buffer)
+        if not self.writing_paused and self.pending > HIGH_WATER_BYTES:
             self.writing_paused = True
             self.protocol.pause_writing()
 
@@ -111,6 +113,7 @@ class SocketTransport:
             self._force_close(e)
             return
         del buffer[:sent]
+        self.pending = len(buffer)
         if buffer:
             if self.writing_paused and len(buffer) <= LOW_WATER_BYTES:
                 self.writing_paused = False
@@ -126,7 +129,7 @@ class SocketTransport:
 
     def get_write_buffer_size(self) -> int:
         """Bytes queued that the kernel has not taken yet."""
-        return len(self.buffer) if self.buffer is not None else 0
+        return self.pending
 
     # -- ending
 
@@ -151,7 +154,7 @@ class SocketTransport:
         # once the socket is closed its descriptor number may belong to a new connection:
         # the reader and writer are removed here, before that, and never touched again
         if self.buffer is not None:
-            self.buffer = None
+            self.buffer, self.pending = None, 0
             self.loop.remove_writer(self.fd)
         self.closing = True
         self.pause_reading()
