@@ -19,6 +19,16 @@ STATS_TEMPLATE = {key: {"yesterdayValue": {"$int": [0, 1000000]}, "name": name,
 REPLY = "web socket 已连接: {message}"
 
 
+def pending_timers(io_loop) -> int:
+    """Timers scheduled on the event loop and not cancelled.
+
+    asyncio keeps a cancelled timer in its queue until it comes due, so the queue's
+    length also counts timers that will never run: with Tornado 6.5 (the newest for
+    Python 3.10), 20 WebSocket clients leave 60 of them behind.
+    """
+    return sum(not handle.cancelled() for handle in io_loop.asyncio_loop._scheduled)
+
+
 def base_config() -> dict[str, Any]:
     """The default config's shape with test-sized intervals and a fixed seed."""
     return {

@@ -21,7 +21,7 @@ from config import ConfigError, load_config
 from streams.faults import MALFORMED_MARK, FaultInjector, FaultsConfig, fault_injector
 from streams.hub import stream_rng
 from streams.sources import Frame
-from support import ROOT, base_config, http_server_trusting_x_real_ip, write_config  # noqa: F401 - replaces http_server here
+from support import ROOT, base_config, http_server_trusting_x_real_ip, pending_timers, write_config  # noqa: F401 - replaces http_server here
 
 # a stream that sends only what a test pushes
 FEED = {"name": "feed", "path": "/feed", "source": "random", "interval_ms": 600_000,
@@ -32,11 +32,6 @@ SEQ_EVERY_10_MS = {"interval_ms": 10, "template": {"n": {"$seq": True}, "at": {"
 def with_faults(**faults) -> list[dict]:
     """The test config's streams plus `feed`, with these faults on `feed`."""
     return base_config()["streams"] + [{**FEED, "faults": faults}]
-
-
-def pending_timers(io_loop) -> int:
-    """Timers scheduled on the event loop and not cancelled."""
-    return sum(not handle.cancelled() for handle in io_loop.asyncio_loop._scheduled)
 
 
 async def until(condition, timeout: float) -> None:
