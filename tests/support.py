@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,18 @@ def pending_timers(io_loop) -> int:
     Python 3.10), 20 WebSocket clients leave 60 of them behind.
     """
     return sum(not handle.cancelled() for handle in io_loop.asyncio_loop._scheduled)
+
+
+async def close_and_wait(conn, timeout_s: float = 2.0) -> None:
+    """Close a client WebSocket and wait for the server's answer, which closes the socket.
+
+    A test that runs its own event loop (asyncio.run) and returns right after
+    ``conn.close()`` leaves the socket open for the garbage collector, whose
+    ResourceWarning then fails whichever test is running at the time.
+    """
+    conn.close()
+    while await asyncio.wait_for(conn.read_message(), timeout_s) is not None:
+        pass  # frames sent before the server saw the close
 
 
 def base_config() -> dict[str, Any]:
