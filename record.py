@@ -325,12 +325,12 @@ class Feed:
 # --- recording ------------------------------------------------------------------
 
 
-async def _unless_stopped(stop: asyncio.Event, work: Awaitable[None]) -> bool:
-    """Run work; cancel it once stop is set. Return True if it finished on its own."""
+async def _unless_stopped(stop: asyncio.Event, work: Awaitable[None], timeout_s: float | None = None) -> bool:
+    """Run work; cancel it once stop is set or timeout_s has passed. Return True if it finished on its own."""
     task = asyncio.ensure_future(work)
     stopped = asyncio.ensure_future(stop.wait())
     try:
-        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({task, stopped}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopped.cancel()
         if not task.done():
@@ -408,16 +408,6 @@ def _progress_shown(console: Console, writer: FrameWriter, started_at: float) ->
         console.end_progress()
 
 
-async def _run_for(duration_s: float | None, stop: asyncio.Event, work: Awaitable[None]) -> None:
-    """Run work until it returns, duration_s has passed or stop is set."""
-    try:
-        async with asyncio.timeout(duration_s) as deadline:
-            await _unless_stopped(stop, work)
-    except TimeoutError:
-        if not deadline.expired():
-            raise
-
-
 async def record(
     url: str,
     out: Path,
@@ -445,8 +435,8 @@ async def record(
         writer = FrameWriter(file)
         with _progress_shown(console, writer, started_at):
             try:
-                await _run_for(
-                    duration_s, stop, _record_open_feed(feed, writer, max_frames, first_backoff_s, console)
+                await _unless_stopped(
+                    stop, _record_open_feed(feed, writer, max_frames, first_backoff_s, console), duration_s
                 )
             finally:
                 feed.close()

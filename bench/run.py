@@ -6,23 +6,24 @@
     python3 bench/run.py --also /tmp/old      # a third server: another checkout of this project
     python3 bench/run.py --summarize bench/results/<timestamp>   # print an earlier run's table again
 
-Needs the wsbench harness (wsbench.py, anchor_node_ws.js, client.js) in
-../shared/bench next to this repository, or wherever --harness / $WSBENCH_DIR
-points, plus Node 20 and npm (the harness installs `ws` into ~/.cache/wsbench on
-its first run). Each scenario runs `wsbench.py <mode> --server-cmd NODE --vs OURS`,
-alternating the servers round by round, and the table compares medians.
+Needs Node 20 and npm, and this project's requirements installed for this
+interpreter (our server runs with it, sys.executable, from the repository
+folder with bench/bench.yaml). The harness is in this folder: wsbench.py
+drives the load client client.js against the reference server
+anchor_node_ws.js and ours; on its first run it installs `ws` with npm into
+~/.cache/mockws-bench ($XDG_CACHE_HOME is honoured). Each scenario runs
+`wsbench.py <mode> --server-cmd NODE --vs OURS`, alternating the servers round
+by round, and the table compares medians. See bench/README.md.
 
 Raw tables, JSON lines and progress logs go to bench/results/<timestamp>/
 (git-ignored); the summary table is printed and written there as summary.md.
-Our server runs with this interpreter (sys.executable) and bench/bench.yaml,
-from the repository folder, so the harness's own venv is not used for it.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -31,8 +32,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_HARNESS = ROOT.parent / "shared" / "bench"
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CLIENTS_PER_SOURCE_ADDRESS = 10_000  # of about 28k ephemeral ports, leaving room for TIME_WAIT from earlier runs
+SERVER_MODULES = ("tornado", "yaml", "pydantic")  # what requirements.txt installs
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class Scenario:
     clients: int
     interval_ms: int | None = None
     duration_s: float = 10.0
-    ours_only: bool = False  # no Node reference (the 10k idle check)
+    ours_only: bool = False  # no Node reference (the 30k idle check)
     target: str = ""
 
 
@@ -58,7 +61,7 @@ SCENARIOS = [
     Scenario("t4_overload_500c_5ms", "fanout", "/overload", 500, 5, duration_s=8.0,
              target="delivered msg/s >= Node"),
     Scenario("t5_memory_2000c", "memory", "/idle", 2000, target="KB/conn <= 1.0 x Node"),
-    Scenario("t5_idle_10000c", "memory", "/idle", 10000, ours_only=True, target="10,000 idle connections"),
+    Scenario("t5_idle_30000c", "memory", "/idle", 30000, ours_only=True, target="30,000 idle connections"),
     Scenario("t6_echo_50c", "echo", "/idle", 50, target="us/round trip <= 2.0 x Node"),
 ]
 
@@ -66,8 +69,6 @@ SCENARIOS = [
 def parse_args() -> argparse.Namespace:
     """The command line."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--harness", type=Path, default=Path(os.environ.get("WSBENCH_DIR", DEFAULT_HARNESS)),
-                    help=f"folder holding wsbench.py (default: $WSBENCH_DIR or {DEFAULT_HARNESS})")
     ap.add_argument("--only", default="", help="run only the scenarios whose name matches this regex")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per scenario (default 3)")
     ap.add_argument("--also", action="append", default=[], type=Path, metavar="CHECKOUT",
@@ -81,9 +82,11 @@ def parse_args() -> argparse.Namespace:
 
 
 def our_cmd(checkout: Path, config: str) -> str:
-    """The server command for one checkout of this project (the harness sets $PORT)."""
-    inner = (f"cd {shlex.quote(str(checkout))} && exec {shlex.quote(sys.executable)} server.py "
+    """The server command for one checkout of this project (the harness sets $PORT and runs it in ROOT)."""
+    inner = (f"exec {shlex.quote(sys.executable)} server.py "
              f"-c {shlex.quote(config)} --port \"$PORT\" --log-level warning")
+    if checkout != ROOT:
+        inner = f"cd {shlex.quote(str(checkout))} && {inner}"
     return f"sh -c {shlex.quote(inner)}"
 
 
@@ -91,13 +94,15 @@ def run_scenario(sc: Scenario, args: argparse.Namespace, servers: list[tuple[str
     """Run one scenario through wsbench.py; returns its final JSON line."""
     if sc.ours_only:
         servers = [s for s in servers if s[0] != "node"][:1]
-    cmd = [sys.executable, str(args.harness / "wsbench.py"), sc.mode, "--server-cmd", servers[0][1]]
+    cmd = [sys.executable, str(HERE / "wsbench.py"), sc.mode, "--server-cmd", servers[0][1]]
     for _, server in servers[1:]:
         cmd += ["--vs", server]
     cmd += ["--url", f"ws://127.0.0.1:PORT{sc.path}", "--clients", str(sc.clients), "--cwd", str(ROOT),
             "--rounds", str(1 if sc.ours_only else args.rounds)]
     if sc.interval_ms is not None:
         cmd += ["--interval-ms", str(sc.interval_ms)]
+    if sc.clients > CLIENTS_PER_SOURCE_ADDRESS:
+        cmd += ["--source-addresses", str(-(-sc.clients // CLIENTS_PER_SOURCE_ADDRESS))]
     if sc.mode != "memory":
         cmd += ["--duration", str(sc.duration_s)]
     cmd += args.wsbench_args
@@ -107,6 +112,9 @@ def run_scenario(sc: Scenario, args: argparse.Namespace, servers: list[tuple[str
         stdout.flush()
         done = subprocess.run(cmd, stdout=stdout, stderr=stderr, timeout=3000)
     text = (out / f"{sc.name}.txt").read_text()
+    warnings = [line for line in (out / f"{sc.name}.log").read_text().splitlines() if "WARNING" in line]
+    for line in dict.fromkeys(warnings):  # e.g. an open-file limit too low, a busy machine
+        print(line.strip(), file=sys.stderr)
     if done.returncode != 0:
         tail = (out / f"{sc.name}.log").read_text()[-1500:]
         raise SystemExit(f"{sc.name}: wsbench.py exited with {done.returncode}; see {out}/{sc.name}.log\n{tail}")
@@ -217,13 +225,12 @@ def main() -> int:
     if args.summarize:
         print(summary(load_results(args.summarize)))
         return 0
-    wsbench = args.harness / "wsbench.py"
-    anchor = args.harness / "anchor_node_ws.js"
-    if not wsbench.is_file() or not anchor.is_file():
-        print(f"error: the wsbench harness is not at {args.harness} (wsbench.py and anchor_node_ws.js); "
-              "pass --harness DIR or set WSBENCH_DIR", file=sys.stderr)
+    missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"error: our server runs with {sys.executable}, which cannot import {', '.join(missing)}; "
+              "install the requirements: python3 -m pip install -r requirements.txt", file=sys.stderr)
         return 2
-    servers = [("node", f"node {shlex.quote(str(anchor))}"), ("ours", our_cmd(ROOT, args.config))]
+    servers = [("node", "node bench/anchor_node_ws.js"), ("ours", our_cmd(ROOT, args.config))]
     servers += [(f"also:{path}", our_cmd(path.resolve(), args.config)) for path in args.also]
     chosen = [sc for sc in SCENARIOS if re.search(args.only, sc.name)]
     if not chosen:

@@ -24,6 +24,18 @@ STATS_TEMPLATE = {key: {"yesterdayValue": {"$int": [0, 1000000]}, "name": name,
 REPLY = "web socket 已连接: {message}"
 
 
+async def close_and_wait(conn, timeout_s: float = 2.0) -> None:
+    """Close a client WebSocket and wait for the server's answer, which closes the socket.
+
+    A test that runs its own event loop (asyncio.run) and returns right after
+    ``conn.close()`` leaves the socket open for the garbage collector, whose
+    ResourceWarning then fails whichever test is running at the time.
+    """
+    conn.close()
+    while await asyncio.wait_for(conn.read_message(), timeout_s) is not None:
+        pass  # frames sent before the server saw the close
+
+
 def base_config() -> dict[str, Any]:
     """The default config's shape with test-sized intervals and a fixed seed."""
     return {

@@ -13,7 +13,7 @@ import pytest
 from tornado.websocket import websocket_connect
 
 from server_process import ServerProcess, free_port
-from support import ROOT, base_config, write_config
+from support import ROOT, base_config, close_and_wait, write_config
 
 
 def run(*args: str, timeout: float = 15) -> subprocess.CompletedProcess:
@@ -99,7 +99,7 @@ def test_runs_the_default_config_from_the_project_folder(tmp_path):
         async def first_frame():
             conn = await websocket_connect(f"ws://127.0.0.1:{port}")
             frame = json.loads(await conn.read_message())
-            conn.close()
+            await close_and_wait(conn)
             return frame
 
         assert set(asyncio.run(first_frame())) == {"face", "car", "touchDoor", "rfid", "kakou", "wifi", "video"}

@@ -315,7 +315,7 @@ BAD_HANDSHAKES = {
     "no Sec-WebSocket-Key": ("/", {"Sec-WebSocket-Key": None}, 400),
     "no Host": ("/echo", {"Host": None}, 400),
     "Upgrade to something else": ("/echo", {"Upgrade": "h2c"}, 400),
-    "unsupported Sec-WebSocket-Version": ("/", {"Sec-WebSocket-Version": "8"}, 426),
+    "unsupported Sec-WebSocket-Version": ("/", {"Sec-WebSocket-Version": "99"}, 426),
 }
 
 
@@ -328,8 +328,8 @@ async def test_handshake_without_the_right_headers_is_refused(hub, raw, ws_conne
     status, fields, _ = await client.handshake(path, headers)
     client.close()
     assert status == expected
-    if status == 426:
-        assert fields["sec-websocket-version"] == "13"
+    if status == 426:  # Tornado 6.5 also speaks the drafts 7 and 8, and says so
+        assert "13" in [version.strip() for version in fields["sec-websocket-version"].split(",")]
     await still_served(bystander, hub)
 
 

@@ -15,7 +15,7 @@ from tornado.websocket import websocket_connect
 
 from reload import ConfigWatcher
 from server_process import ServerProcess, free_port, get_json
-from support import base_config, edit_config, until, write_config
+from support import base_config, close_and_wait, edit_config, until, write_config
 
 
 @pytest.fixture
@@ -166,7 +166,7 @@ def test_running_server_applies_an_edit_without_dropping_clients(tmp_path):
                 await asyncio.sleep(0.05)
             await conn.read_message()
             fast = await gaps(conn, 4)
-            conn.close()
+            await close_and_wait(conn)
             return fast
 
         assert asyncio.run(scenario())[2] < 0.1
