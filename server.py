@@ -97,8 +97,10 @@ async def serve(config: AppConfig, host: str, port: int, watch: bool = True) -> 
     except OSError as e:
         print(listen_error(e, host, port), file=sys.stderr)
         return 1
-    raise_open_file_limit(config.settings.server.max_clients)
     hub = Hub(config)
+    # every client is a file descriptor: past the process's limit accept() fails in a loop, so the
+    # client limit is capped to what the open-file limit leaves room for
+    hub.file_client_limit = raise_open_file_limit(config.settings.server.max_clients) - FD_HEADROOM
     # a connection that never finishes its request (or handshake) is dropped, not held for an hour
     tls = config.settings.server.tls
     server = HTTPServer(HeadLimit(make_app(hub)), idle_connection_timeout=HTTP_IDLE_TIMEOUT_S,
@@ -163,20 +165,30 @@ def tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
-def raise_open_file_limit(max_clients: int) -> None:
-    """Let the process hold max_clients sockets: raise the soft RLIMIT_NOFILE up to the hard limit."""
-    want = max_clients + 256  # listening sockets, files and headroom
+FD_HEADROOM = 256  # descriptors kept for listening sockets, mock files, HTTP requests and a refused handshake
+
+
+def raise_open_file_limit(max_clients: int) -> int:
+    """Make room for max_clients sockets (RLIMIT_NOFILE, the hard limit too when allowed); the limit in force."""
+    want = max_clients + FD_HEADROOM
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft >= want:
-        return
+        return soft
+    if hard != resource.RLIM_INFINITY and hard < want:
+        try:  # needs privileges (root with CAP_SYS_RESOURCE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return want
+        except (ValueError, OSError):
+            pass
     target = want if hard == resource.RLIM_INFINITY else min(want, hard)
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     except (ValueError, OSError):
         target = soft
     if target < want:
-        log.warning("open-file limit is %d, so at most about %d clients can connect (server.max_clients is %d); "
-                    "raise it with `ulimit -n %d` before starting", target, target - 256, max_clients, want)
+        log.warning("open-file limit is %d, so at most %d clients can connect (server.max_clients is %d); "
+                    "raise it with `ulimit -n %d` before starting", target, target - FD_HEADROOM, max_clients, want)
+    return target
 
 
 def describe(config: AppConfig, host: str, port: int, checked: bool = False, watching: bool = True) -> str:

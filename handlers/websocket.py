@@ -48,8 +48,8 @@ class WebSocketHandler(RequestHandler):
         if self.hub.at_capacity():
             # refused before the handshake, so existing clients are unaffected
             self.set_header("Retry-After", "5")
-            self.refuse(503, f"server is at its limit of {self.hub.server.max_clients} WebSocket clients "
-                             "(server.max_clients)")
+            limit, why = self.hub.client_limit()
+            self.refuse(503, f"server is at its limit of {limit} WebSocket clients ({why})")
             return
         outcome = accept(headers, self.subprotocols(), self.hub.server.compression)
         if not isinstance(outcome, Accepted):

@@ -41,6 +41,7 @@ class Hub:
         self.config = config
         self.streams: dict[str, Stream] = {}
         self.sockets: set[Client] = set()  # every open WebSocket, echo included
+        self.file_client_limit: int | None = None  # what the open-file limit leaves room for, when known
         for stream_config in config.streams:
             self.streams[stream_config.name] = self._make_stream(stream_config)
         self._closed = asyncio.Event()
@@ -80,9 +81,15 @@ class Hub:
         if not self.sockets:
             self._closed.set()
 
+    def client_limit(self) -> tuple[int, str]:
+        """How many clients may connect, and which setting says so."""
+        if self.file_client_limit is not None and self.file_client_limit < self.server.max_clients:
+            return self.file_client_limit, "the process's open-file limit: ulimit -n"
+        return self.server.max_clients, "server.max_clients"
+
     def at_capacity(self) -> bool:
-        """Whether a new WebSocket would exceed server.max_clients."""
-        return len(self.sockets) >= self.server.max_clients
+        """Whether a new client would exceed the client limit."""
+        return len(self.sockets) >= self.client_limit()[0]
 
     # -- shutdown
 

@@ -116,6 +116,18 @@ async def test_handshake_over_max_clients_gets_503_and_others_keep_receiving(ws_
         assert await asyncio.wait_for(first.read_message(), 1) is not None
 
 
+@pytest.mark.gen_test
+async def test_the_open_file_limit_caps_the_client_limit_below_max_clients(hub, ws_connect, ws_url):
+    """Past the process's open-file limit accept() fails in a loop: the server refuses before that."""
+    hub.file_client_limit = 1  # as server.py sets it from RLIMIT_NOFILE
+    await ws_connect("/")
+    with pytest.raises(HTTPClientError) as caught:
+        await websocket_connect(ws_url("/"))
+    assert caught.value.code == 503
+    assert json.loads(caught.value.response.body)["error"] == (
+        "server is at its limit of 1 WebSocket clients (the process's open-file limit: ulimit -n)")
+
+
 @pytest.mark.config(server={"max_message_bytes": 1000})
 @pytest.mark.gen_test
 async def test_message_over_max_message_bytes_closes_with_1009(ws_connect):
