@@ -19,6 +19,8 @@ from typing import Protocol
 
 from tornado.ioloop import IOLoop
 
+FIRING = -1  # an item's bucket while its tick is being sent (real buckets are positive)
+
 
 class Timed(Protocol):
     """Anything the clock can schedule."""
@@ -30,8 +32,8 @@ class Timed(Protocol):
 class Clock:
     """Fires each scheduled item when its due time comes; one timer at most."""
 
-    def __init__(self, fire: Callable[[Timed, float], float | None], quantum_s: float) -> None:
-        self._fire = fire  # returns the item's next due time, or None to drop it
+    def __init__(self, fire: Callable[[list[Timed], float], list[float | None]], quantum_s: float) -> None:
+        self._fire = fire  # fires the items due together; returns each one's next due time, or None to drop it
         self.quantum_s = quantum_s
         self._buckets: dict[int, dict[Timed, None]] = {}
         self._keys: list[int] = []  # heap of bucket keys; may hold keys of emptied buckets
@@ -132,12 +134,14 @@ class Clock:
                 bucket = self._buckets.pop(heapq.heappop(self._keys), None)
                 if bucket is None:
                     continue
-                for item in bucket:
-                    if item.bucket is None:
-                        continue  # removed while this bucket was being fired
+                items = list(bucket)
+                for item in items:
+                    item.bucket = FIRING
+                for item, due in zip(items, self._fire(items, now), strict=True):
+                    if item.bucket != FIRING:
+                        continue  # removed (or moved) while its tick was being sent: not rescheduled
                     item.bucket = None
-                    due = self._fire(item, now)
-                    if due is not None and item.bucket is None:
+                    if due is not None:
                         item.due = due
                         self.add(item)
         finally:

@@ -417,3 +417,22 @@ async def test_a_client_whose_sends_fail_is_logged_once_and_others_keep_their_sc
     assert [r.name for r in failures] == ["mockws.stream"]
     assert 0.3 < elapsed < 0.9
     assert clients == 2  # the failing client is kept (and skipped), not dropped
+
+
+BIG_FRAMES = {"name": "big", "path": "/big", "source": "random", "interval_ms": 10,
+              "template": {"n": {"$seq": True}, "pad": "x" * 20_000}}
+
+
+@pytest.mark.config(streams=base_config()["streams"] + [BIG_FRAMES], server={"max_pending_bytes": 64 * 1024})
+@pytest.mark.gen_test(timeout=15)
+async def test_a_client_closed_as_too_slow_by_its_own_frame_leaves_no_timeline_behind(hub, raw, ws_connect):
+    """Closed for slowness while its own tick is being sent, a client's timeline is not rescheduled:
+    nothing keeps rendering frames for a client that is gone."""
+    stream = hub.streams["big"]
+    reader = await ws_connect("/big")
+    await raw.connect("/big", SMALL_RCVBUF)  # never reads
+    await until(lambda: stream.clients == 2, 1)
+    await until(lambda: stream.clients == 1, 5)  # the one that does not read was closed (1008)
+    await asyncio.sleep(0.1)  # ten more ticks
+    assert len(stream.clock) == 1  # the reader's timeline only
+    assert await asyncio.wait_for(reader.read_message(), 1) is not None
