@@ -7,7 +7,7 @@ request (a first frame in the same TCP segment) may already sit in the
 IOStream's buffer: they are taken out first and handed over with the socket.
 A TLS connection cannot change hands (the TLS session lives in its socket
 object), so it stays with its IOStream, driven through the IOStream's public
-reads and writes by ``StreamTransport``.
+reads and writes by ``IOStreamTransport``.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ log = logging.getLogger("mockws.transport")
 
 
 
-def adopt(stream: IOStream, connection: Connection) -> None:
+def adopt(iostream: IOStream, connection: Connection) -> None:
     """Hand a detached IOStream to ``connection``: the 101 response goes out and the connection runs."""
-    if isinstance(stream, SSLIOStream):
-        StreamTransport(stream, connection).start()
+    if isinstance(iostream, SSLIOStream):
+        IOStreamTransport(iostream, connection).start()
         return
     try:
-        pending = stream.read_bytes(READ_BUFFER_BYTES, partial=True)
+        pending = iostream.read_bytes(READ_BUFFER_BYTES, partial=True)
     except StreamClosedError:
         return  # the client left during its handshake
     early = b""
@@ -44,10 +44,10 @@ def adopt(stream: IOStream, connection: Connection) -> None:
     else:
         pending.add_done_callback(_ignore_closed)  # failed by close() below: nothing was read
     try:
-        sock = stream.socket.dup()  # close() unregisters and closes Tornado's descriptor; the dup keeps TCP open
+        sock = iostream.socket.dup()  # close() unregisters and closes Tornado's descriptor; the dup keeps TCP open
     except OSError:
         return
-    stream.close()
+    iostream.close()
     connection.received_early(early)
     SocketTransport(sock, connection)
 
@@ -56,11 +56,11 @@ def _ignore_closed(future: Future[Any]) -> None:
     future.exception()
 
 
-class StreamTransport:
+class IOStreamTransport:
     """The part of an asyncio transport a ``Connection`` uses, over a Tornado IOStream (TLS connections)."""
 
-    def __init__(self, stream: IOStream, protocol: Connection) -> None:
-        self.stream = stream
+    def __init__(self, iostream: IOStream, protocol: Connection) -> None:
+        self.iostream = iostream
         self.protocol = protocol
         self.pending = 0  # written, not yet flushed
         self.eof = False
@@ -71,30 +71,30 @@ class StreamTransport:
 
     def start(self) -> None:
         """Start the connection and its read loop."""
-        self.stream.set_nodelay(True)
+        self.iostream.set_nodelay(True)
         self.task = asyncio.ensure_future(self.run())  # referenced from here, so it is not collected
 
     async def run(self) -> None:
-        """Feed what the client sends to the connection until the stream closes."""
+        """Feed what the client sends to the connection until the IOStream closes."""
         self.protocol.connection_made(self)
         try:
-            while not self.stream.closed():
+            while not self.iostream.closed():
                 if not self.reading.is_set():
                     await self.reading.wait()
-                self.protocol.data_received(await self.stream.read_bytes(READ_BUFFER_BYTES, partial=True))
+                self.protocol.data_received(await self.iostream.read_bytes(READ_BUFFER_BYTES, partial=True))
         except StreamClosedError:
             pass
         finally:
-            self.stream.close()
+            self.iostream.close()
             self.protocol.connection_lost(None)
 
     def write(self, data: bytes) -> None:
         """Queue bytes; tells the protocol to stop reading while too much is queued."""
-        if self.eof or self.stream.closed():
+        if self.eof or self.iostream.closed():
             return
         size = len(data)
         try:
-            written = self.stream.write(data)
+            written = self.iostream.write(data)
         except StreamClosedError:
             return
         self.pending += size
@@ -104,22 +104,22 @@ class StreamTransport:
             self.protocol.pause_writing()
 
     def _written(self, size: int, future: Future[None]) -> None:
-        future.exception()  # a closed stream is reported by the read loop
+        future.exception()  # a closed IOStream is reported by the read loop
         self.pending -= size
         if self.writing_paused and self.pending <= LOW_WATER_BYTES:
             self.writing_paused = False
             self.protocol.resume_writing()
         if self.eof and not self.pending:
-            self.stream.close()
+            self.iostream.close()
 
     def close(self) -> None:
         """Close once everything queued is out."""
         self.eof = True
         if not self.pending:
-            self.stream.close()
+            self.iostream.close()
 
     def is_closing(self) -> bool:
-        return self.eof or self.stream.closed()
+        return self.eof or self.iostream.closed()
 
     def get_write_buffer_size(self) -> int:
         return self.pending
@@ -131,4 +131,4 @@ class StreamTransport:
         self.reading.set()
 
     def abort(self) -> None:
-        self.stream.close()
+        self.iostream.close()
