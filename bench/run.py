@@ -49,6 +49,8 @@ class Scenario:
     interval_ms: int | None = None
     duration_s: float = 10.0
     ours_only: bool = False  # no Node reference (the 30k idle check)
+    config: str | None = None  # our server's config for this scenario, instead of --config
+    wsbench_args: tuple[str, ...] = ()  # extra wsbench.py options for this scenario
     # the targets (None: not judged): ours / Node ratios, and absolute floors
     cpu_ratio: float | None = None  # server CPU per message (fanout) or per round trip (echo), at most
     kb_ratio: float | None = None  # memory per idle connection, at most
@@ -75,6 +77,10 @@ class Scenario:
 SCENARIOS = [
     Scenario("t1_seed_1000c_100ms", "fanout", "/", 1000, 100, delivered_pct=99, p99_intervals=1.5, cpu_ratio=0.8),
     Scenario("t2_shared_1000c_100ms", "fanout", "/shared", 1000, 100, delivered_pct=99, cpu_ratio=0.4),
+    # the same with permessage-deflate on our side (Node's ws server declines it by default): each shared
+    # frame is compressed once for every client, so the cost per message should stay near t2's
+    Scenario("t2z_shared_compressed_1000c_100ms", "fanout", "/shared", 1000, 100, delivered_pct=99,
+             config="bench/compression.yaml", wsbench_args=("--deflate",)),
     Scenario("t3_replay_1000c_100ms", "fanout", "/replay", 1000, 100, cpu_ratio=0.8),
     # 100,000 msg/s nominal: more than the box can carry; what share of it arrives
     Scenario("t4_overload_500c_5ms", "fanout", "/overload", 500, 5, duration_s=8.0, delivered_pct=95),
@@ -108,8 +114,15 @@ def our_cmd(checkout: Path, config: str) -> str:
     return f"sh -c {shlex.quote(inner)}"
 
 
-def run_scenario(sc: Scenario, args: argparse.Namespace, servers: list[tuple[str, str]], out: Path) -> dict:
+def server_commands(args: argparse.Namespace, config: str) -> list[tuple[str, str]]:
+    """(label, command) of every server compared: Node's, ours, and each --also checkout of ours."""
+    servers = [("node", "node bench/anchor_node_ws.js"), ("ours", our_cmd(ROOT, config))]
+    return servers + [(f"also:{path}", our_cmd(path.resolve(), config)) for path in args.also]
+
+
+def run_scenario(sc: Scenario, args: argparse.Namespace, out: Path) -> dict:
     """Run one scenario through wsbench.py; returns its final JSON line."""
+    servers = server_commands(args, sc.config or args.config)
     if sc.ours_only:
         servers = [s for s in servers if s[0] != "node"][:1]
     cmd = [sys.executable, str(HERE / "wsbench.py"), sc.mode, "--server-cmd", servers[0][1]]
@@ -123,7 +136,7 @@ def run_scenario(sc: Scenario, args: argparse.Namespace, servers: list[tuple[str
         cmd += ["--source-addresses", str(-(-sc.clients // CLIENTS_PER_SOURCE_ADDRESS))]
     if sc.mode != "memory":
         cmd += ["--duration", str(sc.duration_s)]
-    cmd += args.wsbench_args
+    cmd += [*sc.wsbench_args, *args.wsbench_args]
     print(f"== {sc.name}: {shlex.join(cmd)}", file=sys.stderr, flush=True)
     with open(out / f"{sc.name}.txt", "w") as stdout, open(out / f"{sc.name}.log", "w") as stderr:
         stdout.write("# " + shlex.join(cmd) + "\n")
@@ -247,8 +260,6 @@ def main() -> int:
         print(f"error: our server runs with {sys.executable}, which cannot import {', '.join(missing)}; "
               "install the requirements: python3 -m pip install -r requirements.txt", file=sys.stderr)
         return 2
-    servers = [("node", "node bench/anchor_node_ws.js"), ("ours", our_cmd(ROOT, args.config))]
-    servers += [(f"also:{path}", our_cmd(path.resolve(), args.config)) for path in args.also]
     chosen = [sc for sc in SCENARIOS if re.search(args.only, sc.name)]
     if not chosen:
         print(f"error: no scenario matches {args.only!r}; scenarios: {', '.join(s.name for s in SCENARIOS)}",
@@ -256,7 +267,7 @@ def main() -> int:
         return 2
     out = args.out or ROOT / "bench" / "results" / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    results = [(sc, run_scenario(sc, args, servers, out)) for sc in chosen]
+    results = [(sc, run_scenario(sc, args, out)) for sc in chosen]
     table = summary(results)
     (out / "summary.md").write_text(table + "\n")
     print(table)
