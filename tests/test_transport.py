@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import logging
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ from raw_client import (
 from server_process import ServerProcess, free_port
 from streams.sources import Frame
 from support import base_config, push_only_stream, until, write_config
+from transport.connection import Connection, Connections
 
 MASK = b"\x12\x34\x56\x78"  # a real mask, so a payload that is not unmasked cannot pass for the right one
 GRAPHQL = ["graphql-transport-ws"]
@@ -343,3 +345,49 @@ async def test_a_websocket_handshake_with_a_30_kib_cookie_upgrades_through_the_h
     await conn.write_message("after a big handshake")
     assert await conn.read_message() == "after a big handshake"
     conn.close()
+
+
+class RecordingTransport:
+    """The part of a transport a Connection uses, recording what it is asked to do."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.aborted = False
+        self.pending = 0
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def is_closing(self) -> bool:
+        return self.aborted
+
+
+class FailingEndpoint:
+    """An endpoint with a bug in every callback."""
+
+    def on_open(self, connection) -> None:
+        raise RuntimeError("bug in on_open")
+
+    def on_message(self, connection, data: bytes, binary: bool) -> None:
+        raise RuntimeError("bug in on_message")
+
+    def on_close(self, connection) -> None:
+        raise RuntimeError("bug in on_close")
+
+
+@pytest.mark.gen_test
+async def test_an_endpoint_that_fails_to_open_a_connection_drops_only_that_connection(caplog):
+    registry = Connections(lambda: (0.0, 0.0))
+    connection = Connection(FailingEndpoint(), "/x", b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+                            max_message_bytes=1024, registry=registry)
+    transport = RecordingTransport()
+    with caplog.at_level(logging.ERROR, logger="mockws.transport"):
+        connection.connection_made(transport)
+        connection.connection_lost(None)  # what the transport reports after abort()
+    assert transport.aborted and not connection.is_open
+    assert [r.getMessage() for r in caplog.records] == [
+        "/x: unexpected error starting a connection; dropping it", "/x: unexpected error ending a connection"]
+    assert len(registry) == 0

@@ -176,7 +176,12 @@ class Connection(asyncio.BufferedProtocol):
         transport.write(greeting)
         self.is_open = True
         self.registry.add(self)
-        self.endpoint.on_open(self)
+        try:
+            self.endpoint.on_open(self)
+        except Exception:  # one connection's failure must not reach the event loop
+            log.exception("%s: unexpected error starting a connection; dropping it", self.path)
+            self.abort()
+            return
         if early and not self.ended:
             self.data_received(early)
 
@@ -202,7 +207,10 @@ class Connection(asyncio.BufferedProtocol):
             self.close_timer.cancel()
             self.close_timer = None
         self.registry.discard(self)
-        self.endpoint.on_close(self)
+        try:
+            self.endpoint.on_close(self)
+        except Exception:  # the connection is gone either way; the next ones must not suffer
+            log.exception("%s: unexpected error ending a connection", self.path)
 
     def pause_writing(self) -> None:
         self.transport.pause_reading()  # the client does not read what it is sent: stop reading it
