@@ -132,6 +132,46 @@ class FaultsConfig(_Model):
                          for key, value in on.items())
 
 
+class AuthConfig(_Model):
+    """An endpoint's `auth:` block: a token the WebSocket handshake must carry, and when it expires."""
+
+    query: StrictStr | None = None  # the query parameter that carries the token, e.g. token (?token=...)
+    header: StrictStr | None = None  # or the header, e.g. Authorization
+    scheme: StrictStr | None = None  # the header value's prefix, e.g. Bearer ("Authorization: Bearer <token>")
+    values: tuple[StrictStr, ...] | None = None  # the accepted tokens; None: any non-empty one
+    expires_after_s: Annotated[float, Field(gt=0, strict=False)] | None = None
+    expired_code: Annotated[StrictInt, Field(ge=4000, le=4999)] = 4001
+
+    @model_validator(mode="after")
+    def _one_carrier(self) -> AuthConfig:
+        if (self.query is None) == (self.header is None):
+            raise PydanticCustomError("auth_carrier", "set either query (e.g. token) or header (e.g. "
+                                                      "Authorization, with scheme: Bearer), not both or neither")
+        if self.scheme is not None and self.header is None:
+            raise PydanticCustomError("auth_scheme", "scheme goes with header (e.g. header: Authorization)")
+        return self
+
+    def token(self, query_argument: str | None, header: str | None) -> str:
+        """The token a handshake carries ('' when it carries none)."""
+        if self.query is not None:
+            return query_argument or ""
+        value = (header or "").strip()
+        if self.scheme is not None:
+            prefix = self.scheme + " "
+            return value[len(prefix):].strip() if value.lower().startswith(prefix.lower()) else ""
+        return value
+
+    def refusal(self, token: str) -> str | None:
+        """Why a token is refused, in a sentence for the client; None when it is accepted."""
+        where = (f"the query parameter ?{self.query}=" if self.query is not None else
+                 f"the header '{self.header}: {self.scheme + ' ' if self.scheme else ''}<token>'")
+        if not token:
+            return f"missing token: send it in {where}"
+        if self.values is not None and token not in self.values:
+            return f"token not accepted: send one of the configured tokens in {where}"
+        return None
+
+
 class StreamConfig(_Model):
     """One pushed stream: where it lives, what it sends and how often."""
 
@@ -149,6 +189,7 @@ class StreamConfig(_Model):
     speed: Annotated[Number, Field(gt=0)] = 1.0
     faults: FaultsConfig | None = None  # off unless set (streams.faults)
     subprotocols: Subprotocols | None = None  # None: accept the first protocol a client offers
+    auth: AuthConfig | None = None  # None: anyone may connect
 
     @property
     def interval_s(self) -> float:
@@ -165,6 +206,7 @@ class EchoConfig(_Model):
 
     path: UrlPath = "/echo"
     subprotocols: Subprotocols | None = None
+    auth: AuthConfig | None = None
 
 
 class Settings(_Model):
@@ -324,7 +366,8 @@ def format_loc(loc: tuple) -> str:
 
 # where each block of the schema lives in a file, to tell a misplaced key where it belongs
 _BLOCKS: dict[str, type[BaseModel]] = {"": Settings, "server": ServerConfig, "server.tls": TlsConfig,
-                                       "streams[]": StreamConfig, "streams[].faults": FaultsConfig, "echo": EchoConfig}
+                                       "streams[]": StreamConfig, "streams[].faults": FaultsConfig,
+                                       "streams[].auth": AuthConfig, "echo": EchoConfig, "echo.auth": AuthConfig}
 
 
 def _block_of(loc: tuple) -> str:

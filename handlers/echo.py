@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from config import AuthConfig
 from handlers.websocket import WebSocketHandler
 from streams.hub import Hub
 from transport.connection import Connection
@@ -34,3 +35,7 @@ class EchoHandler(WebSocketHandler):
     def subprotocols(self) -> Sequence[str] | None:
         echo = self.hub.config.settings.echo
         return echo.subprotocols if echo is not None else None
+
+    def auth(self) -> AuthConfig | None:
+        echo = self.hub.config.settings.echo
+        return echo.auth if echo is not None else None

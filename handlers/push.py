@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from config import AuthConfig
 from handlers.demo import send_demo_page
 from handlers.websocket import WebSocketHandler
 from streams.hub import Hub
@@ -53,6 +54,10 @@ class PushHandler(WebSocketHandler):
     def subprotocols(self) -> Sequence[str] | None:
         stream = self.hub.stream_at(self.request.path)
         return stream.config.subprotocols if stream is not None else None
+
+    def auth(self) -> AuthConfig | None:
+        stream = self.hub.stream_at(self.request.path)
+        return stream.config.auth if stream is not None else None
 
     def get_without_upgrade(self) -> None:
         send_demo_page(self)

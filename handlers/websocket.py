@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from tornado.web import RequestHandler
 
+from config import AuthConfig
 from streams.hub import Hub
 from transport.adopt import adopt
 from transport.connection import Connection, Connections, Endpoint
@@ -31,6 +32,10 @@ class WebSocketHandler(RequestHandler):
         """The protocols this endpoint speaks; None accepts whichever the client offers first."""
         return None
 
+    def auth(self) -> AuthConfig | None:
+        """The token this endpoint requires, if any."""
+        return None
+
     def get_without_upgrade(self) -> None:
         """A GET that does not ask for a WebSocket."""
         self.refuse(400, 'Can "Upgrade" only to "WebSocket".')
@@ -45,6 +50,16 @@ class WebSocketHandler(RequestHandler):
         if origin is not None and not self.hub.server.origin_allowed(origin):
             self.refuse(403, f"origin {origin} is not allowed (server.allowed_origins)")
             return
+        auth = self.auth()
+        if auth is not None:
+            token = auth.token(self.get_query_argument(auth.query, None) if auth.query else None,
+                               headers.get(auth.header) if auth.header else None)
+            refusal = auth.refusal(token)
+            if refusal is not None:
+                if auth.header is not None and auth.scheme is not None:
+                    self.set_header("WWW-Authenticate", f'{auth.scheme} realm="mock WebSocket"')
+                self.refuse(401, refusal)
+                return
         if self.hub.at_capacity():
             # refused before the handshake, so existing clients are unaffected
             self.set_header("Retry-After", "5")
@@ -57,9 +72,11 @@ class WebSocketHandler(RequestHandler):
                 self.set_header(name, value)
             self.refuse(outcome.status, outcome.message)
             return
+        expires = (auth.expires_after_s, auth.expired_code, "token expired") if auth and auth.expires_after_s else None
         connection = Connection(self.endpoint, self.request.path, outcome.response,
                                 subprotocol=outcome.subprotocol, deflate=outcome.deflate,
-                                max_message_bytes=self.hub.server.max_message_bytes, registry=self.connections)
+                                max_message_bytes=self.hub.server.max_message_bytes, registry=self.connections,
+                                expires=expires)
         adopt(self.detach(), connection)
 
     def refuse(self, status: int, message: str) -> None:

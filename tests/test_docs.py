@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-from config import EchoConfig, FaultsConfig, ServerConfig, Settings, StreamConfig, TlsConfig
+from config import AuthConfig, EchoConfig, FaultsConfig, ServerConfig, Settings, StreamConfig, TlsConfig
 from support import ROOT
 
 README = ROOT / "README.md"
@@ -79,7 +79,8 @@ def documented_keys() -> list[tuple[str, str, str]]:
 
 
 def test_the_schema_walk_finds_every_config_block():
-    assert set(config_blocks().values()) == {Settings, ServerConfig, TlsConfig, StreamConfig, EchoConfig, FaultsConfig}
+    assert set(config_blocks().values()) == {Settings, ServerConfig, TlsConfig, StreamConfig, EchoConfig,
+                                             FaultsConfig, AuthConfig}
 
 
 def test_every_config_key_is_documented_exactly_once():

@@ -88,10 +88,11 @@ class Connection(asyncio.BufferedProtocol):
 
     __slots__ = ("transport", "parser", "deflate", "endpoint", "context", "path", "subprotocol", "window_bits",
                  "scanner", "fragments", "fragment_binary", "utf8", "is_open", "alive", "ping_sent_at",
-                 "close_timer", "greeting", "max_message_bytes", "registry", "ended")
+                 "close_timer", "greeting", "max_message_bytes", "registry", "ended", "expiry")
 
     def __init__(self, endpoint: Endpoint, path: str, greeting: bytes, *, subprotocol: str | None = None,
-                 deflate: Any = None, max_message_bytes: int, registry: Connections) -> None:
+                 deflate: Any = None, max_message_bytes: int, registry: Connections,
+                 expires: tuple[float, int, str] | None = None) -> None:
         self.transport: Any = None
         self.parser: Parser | None = None  # created with the first frame the short path does not take
         self.scanner: FrameScanner | None = None
@@ -112,6 +113,8 @@ class Connection(asyncio.BufferedProtocol):
         self.max_message_bytes = max_message_bytes
         self.registry = registry
         self.ended = False
+        # (seconds, code, reason): close that long after the handshake (an expiring token); then its timer
+        self.expiry: tuple[float, int, str] | asyncio.TimerHandle | None = expires
 
     # -- the client interface (streams.client.Client)
 
@@ -182,6 +185,9 @@ class Connection(asyncio.BufferedProtocol):
             log.exception("%s: unexpected error starting a connection; dropping it", self.path)
             self.abort()
             return
+        if isinstance(self.expiry, tuple) and not self.ended:
+            seconds, code, reason = self.expiry
+            self.expiry = asyncio.get_running_loop().call_later(seconds, self.close, code, reason)
         if early and not self.ended:
             self.data_received(early)
 
@@ -203,9 +209,10 @@ class Connection(asyncio.BufferedProtocol):
             return
         self.ended = True
         self.is_open = False
-        if self.close_timer is not None:
-            self.close_timer.cancel()
-            self.close_timer = None
+        for timer in (self.close_timer, self.expiry):
+            if isinstance(timer, asyncio.TimerHandle):
+                timer.cancel()
+        self.close_timer = self.expiry = None
         self.registry.discard(self)
         try:
             self.endpoint.on_close(self)
