@@ -49,11 +49,16 @@ class TimerCountingLoop(asyncio.SelectorEventLoop):
 @pytest.fixture
 def io_loop():
     """pytest-tornado's IOLoop, on a TimerCountingLoop (``io_loop.asyncio_loop.pending_timers()``)."""
-    io_loop = AsyncIOLoop(asyncio_loop=TimerCountingLoop())
+    asyncio_loop = TimerCountingLoop()
+    # set first: else Tornado asks asyncio for the current loop, which makes one that nobody closes
+    # (its ResourceWarning then fails whichever test runs when it is collected)
+    asyncio.set_event_loop(asyncio_loop)
+    io_loop = AsyncIOLoop(asyncio_loop=asyncio_loop)
     io_loop.make_current()
     yield io_loop
     io_loop.clear_current()
-    io_loop.close(all_fds=True)
+    io_loop.close(all_fds=True)  # closes the asyncio loop too
+    asyncio.set_event_loop(None)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from streams.sources import Frame
 from support import (  # noqa: F401 - http_server_trusting_x_real_ip replaces http_server here
     ROOT,
     base_config,
+    close_and_wait,
     http_server_trusting_x_real_ip,
     pending_timers,
     push_only_stream,
@@ -291,7 +292,7 @@ async def test_a_client_that_leaves_takes_its_fault_timers_with_it(ws_connect, h
     await until(lambda: injector.pending_timers() == 12, 1)
     with_leavers = pending_timers(io_loop)
     for conn in leavers:
-        conn.close()
+        await close_and_wait(conn)  # the test's own clients keep a timer until the server answers their close
     await until(lambda: hub.streams["stats"].clients == 1, 1)
     assert injector.pending_timers() == 2  # the client that stayed
     assert pending_timers(io_loop) <= with_leavers - 10  # cancelled on the event loop, not only forgotten
