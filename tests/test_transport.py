@@ -361,9 +361,6 @@ class RecordingTransport:
     def abort(self) -> None:
         self.aborted = True
 
-    def is_closing(self) -> bool:
-        return self.aborted
-
 
 class FailingEndpoint:
     """An endpoint with a bug in every callback."""

@@ -118,12 +118,6 @@ class IOStreamTransport:
         if not self.pending:
             self.iostream.close()
 
-    def is_closing(self) -> bool:
-        return self.eof or self.iostream.closed()
-
-    def get_write_buffer_size(self) -> int:
-        return self.pending
-
     def pause_reading(self) -> None:
         self.reading.clear()
 

@@ -7,9 +7,10 @@ dashboard tabs that is most of the server's memory. This one keeps the
 socket, a few flags and the bytes the kernel has not taken yet. It offers the
 part of the asyncio transport interface ``Connection`` uses, with the same
 meaning: ``write``, ``close`` (after the queued bytes are out), ``abort``,
-``get_write_buffer_size`` (also the ``pending`` attribute), ``pause_reading``/``resume_reading``, and
+``pause_reading``/``resume_reading``, ``get_extra_info("socket")``, and
 ``pause_writing``/``resume_writing`` calls on the protocol around the
-high/low-water marks.
+high/low-water marks; what asyncio's ``get_write_buffer_size()`` returns is
+the ``pending`` attribute here, read on every push.
 """
 
 from __future__ import annotations
@@ -127,15 +128,7 @@ class SocketTransport:
         if self.closing:
             self.loop.call_soon(self._connection_lost, None)
 
-    def get_write_buffer_size(self) -> int:
-        """Bytes queued that the kernel has not taken yet."""
-        return self.pending
-
     # -- ending
-
-    def is_closing(self) -> bool:
-        """Whether close() or abort() was called."""
-        return self.closing
 
     def close(self) -> None:
         """Stop reading, and close the socket once everything queued is out."""
