@@ -51,15 +51,8 @@ class WebSocketHandler(RequestHandler):
             self.refuse(403, f"origin {origin} is not allowed (server.allowed_origins)")
             return
         auth = self.auth()
-        if auth is not None:
-            token = auth.token(self.get_query_argument(auth.query, None) if auth.query else None,
-                               headers.get(auth.header) if auth.header else None)
-            refusal = auth.refusal(token)
-            if refusal is not None:
-                if auth.header is not None and auth.scheme is not None:
-                    self.set_header("WWW-Authenticate", f'{auth.scheme} realm="mock WebSocket"')
-                self.refuse(401, refusal)
-                return
+        if auth is not None and not self.authorized(auth):
+            return
         if self.hub.at_capacity():
             # refused before the handshake, so existing clients are unaffected
             self.set_header("Retry-After", "5")
@@ -78,6 +71,18 @@ class WebSocketHandler(RequestHandler):
                                 max_message_bytes=self.hub.server.max_message_bytes, registry=self.connections,
                                 expires=expires)
         adopt(self.detach(), connection)
+
+    def authorized(self, auth: AuthConfig) -> bool:
+        """Whether the request carries an accepted token; if not, it is answered with 401."""
+        token = auth.token(self.get_query_argument(auth.query, None) if auth.query else None,
+                           self.request.headers.get(auth.header) if auth.header else None)
+        refusal = auth.refusal(token)
+        if refusal is None:
+            return True
+        if auth.header is not None and auth.scheme is not None:
+            self.set_header("WWW-Authenticate", f'{auth.scheme} realm="mock WebSocket"')
+        self.refuse(401, refusal)
+        return False
 
     def refuse(self, status: int, message: str) -> None:
         """Answer an upgrade request with an HTTP error and a JSON reason."""
