@@ -318,7 +318,14 @@ class Connection(asyncio.BufferedProtocol):
                 self._expect_end()
 
     def _receive_data_frame(self, frame: Any) -> bool:
-        """Reassemble and deliver messages; False after failing the connection (invalid UTF-8)."""
+        """Reassemble and deliver messages; False after failing the connection (invalid UTF-8).
+
+        FrameScanner has already checked uncompressed text as it arrived, to fail
+        early; this check stays because it is what guarantees that no invalid text
+        is delivered: a frame whose bad bytes the scanner found in this very read
+        reaches here before the connection is failed, and compressed text is only
+        readable here.
+        """
         opcode, data = frame.opcode, frame.data
         try:
             if opcode is _CONT:

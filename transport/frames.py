@@ -45,12 +45,7 @@ def frame_header(first_byte: int, length: int) -> bytes:
 
 def encode_frame(payload: bytes, binary: bool = False) -> bytes:
     """One unfragmented, unmasked, uncompressed frame holding ``payload``."""
-    first, length = 0x82 if binary else 0x81, len(payload)  # FIN and the opcode
-    if length < 126:
-        return _HEADER_7(first, length) + payload
-    if length < 0x10000:
-        return _HEADER_16(first, 126, length) + payload
-    return _HEADER_64(first, 127, length) + payload
+    return frame_header(0x82 if binary else 0x81, len(payload)) + payload  # FIN and the opcode
 
 
 def encode_deflated_frame(payload: bytes, binary: bool, window_bits: int) -> bytes:
