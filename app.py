@@ -8,11 +8,12 @@ from tornado.httputil import HTTPServerRequest
 from tornado.routing import Matcher, PathMatches, Rule
 from tornado.web import Application, StaticFileHandler
 
-from handlers.api import ApiNotFoundHandler, HealthHandler, StreamsHandler
+from handlers.api import ApiNotFoundHandler, EndpointsHandler, HealthHandler, StreamsHandler
 from handlers.control import FaultsHandler, PauseHandler, PushFrameHandler, ResumeHandler, SeekHandler, StreamHandler
 from handlers.demo import DemoHandler
 from handlers.echo import EchoEndpoint, EchoHandler
 from handlers.push import PushEndpoint, PushHandler
+from handlers.rules import RulesEndpoint, RulesHandler
 from streams.hub import Hub
 from transport.connection import Connections
 
@@ -46,11 +47,22 @@ class EchoPathMatches(Matcher):
         return {} if request.path == self.hub.echo_path else None
 
 
+class EndpointPathMatches(Matcher):
+    """Matches a request for the path of one of the hub's rules endpoints (looked up per request)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def match(self, request: HTTPServerRequest) -> dict | None:
+        return {} if self.hub.endpoint_at(request.path) is not None else None
+
+
 def make_app(hub: Hub, **settings: object) -> Application:
     """The application serving a hub's streams, echo, API and demo page."""
     connections = Connections(lambda: (hub.server.ping_interval_s, hub.server.ping_timeout_s))
     echo = {"hub": hub, "connections": connections, "endpoint": EchoEndpoint(hub)}
     push = {"hub": hub, "connections": connections, "endpoint": PushEndpoint(hub)}
+    rules = {"hub": hub, "connections": connections, "endpoint": RulesEndpoint(hub)}
     return Application(
         [
             (r"/healthz", HealthHandler),
@@ -61,9 +73,11 @@ def make_app(hub: Hub, **settings: object) -> Application:
             (r"/api/streams/([^/]+)/resume", ResumeHandler, {"hub": hub}),
             (r"/api/streams/([^/]+)/seek", SeekHandler, {"hub": hub}),
             (r"/api/streams/([^/]+)/faults", FaultsHandler, {"hub": hub}),
+            (r"/api/endpoints", EndpointsHandler, {"hub": hub}),
             (r"/api/.*", ApiNotFoundHandler),
             Rule(EchoPathMatches(hub), EchoHandler, echo),
             Rule(StreamPathMatches(hub), PushHandler, push),
+            Rule(EndpointPathMatches(hub), RulesHandler, rules),
             Rule(PathMatches(r"/"), DemoHandler),
         ],
         static_path=str(STATIC_PATH),  # also serves /static/...

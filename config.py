@@ -72,6 +72,7 @@ class ServerConfig(_Model):
     ping_timeout_s: Annotated[Number, Field(ge=0)] = 20.0
     compression: StrictBool = False  # permessage-deflate with clients that offer it
     tls: TlsConfig | None = None
+    max_subscriptions_per_client: PositiveInt = 100  # topic subscriptions one connection may hold (rules)
 
     def origin_allowed(self, origin: str) -> bool:
         """Whether a browser page at ``origin`` may open a WebSocket here."""
@@ -172,11 +173,135 @@ class AuthConfig(_Model):
         return None
 
 
+# -- conversations: rules that answer what a client sends (streams.rules does the answering)
+
+ACTIONS = ("reply", "subscribe", "unsubscribe", "snapshot", "delay", "close")
+Template = Any  # a text template (a string with {{...}} holes) or a JSON template ($ generators); streams.rules
+
+
+class MatchConfig(_Model):
+    """A rule's `match:` block: every condition given must hold (none given: every message matches)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    text: StrictStr | None = None  # the whole message, exactly
+    regex: StrictStr | None = None  # searched in the message text (or in `field`); named groups are captured
+    subset: Any = Field(None, alias="json")  # `json:` a mapping the message's JSON must contain (nested)
+    field: StrictStr | None = None  # a JSON path (payload.query, params.0) that regex / equals test
+    equals: Any = None  # the value at `field` equals this (JSON); `equals: null` tests for null
+    binary: StrictBool | None = None  # only binary (true) or only text (false) messages
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MatchConfig:
+        if "equals" in self.model_fields_set and self.field is None:
+            raise PydanticCustomError("equals_alone", "equals needs field (the JSON path whose value it tests)")
+        return self
+
+
+class SubscribeConfig(_Model):
+    """A `subscribe:` action: the connection receives a stream's frames as a topic, each wrapped in an envelope."""
+
+    stream: StrictStr  # a stream name, or a text template naming one: "{{message.params.0}}"
+    id: StrictStr | None = None  # text template of the subscription id; default: the stream's name
+    envelope: Template = None  # wraps each frame ({$frame: true} / {{frame}}); default: the frame unchanged
+    error: Template = None  # answered when the subscription cannot be made; default {"error": "<why>"}
+    if_subscribed: tuple[ActionConfig, ...] | None = None  # instead, when the id is taken; default: replace it
+
+
+class UnsubscribeConfig(_Model):
+    """An `unsubscribe:` action: ends this connection's subscription by id, or every one to a stream."""
+
+    id: StrictStr | None = None  # text template of the subscription id
+    stream: StrictStr | None = None  # or every subscription of this connection to that stream
+
+    @model_validator(mode="after")
+    def _one(self) -> UnsubscribeConfig:
+        if (self.id is None) == (self.stream is None):
+            raise PydanticCustomError("unsubscribe_target", "set either id or stream, not both or neither")
+        return self
+
+
+class SnapshotConfig(_Model):
+    """A `snapshot:` action: one frame of a stream at once (initial state, then updates)."""
+
+    stream: StrictStr  # a stream name or a text template naming one
+    id: StrictStr | None = None  # what {{id}} is in the envelope; default: the stream's name
+    envelope: Template = None  # default: the frame unchanged
+    error: Template = None  # answered when the stream does not exist; default {"error": "<why>"}
+
+
+class CloseConfig(_Model):
+    """A `close:` action: the server closes the connection with this code and reason."""
+
+    code: Annotated[StrictInt, Field(ge=1000, le=4999)] = 1000
+    reason: StrictStr = ""  # a text template; at most 123 bytes once rendered
+
+    @field_validator("code")
+    @classmethod
+    def _sendable(cls, code: int) -> int:
+        if code in UNSENDABLE_CLOSE_CODES or 1016 <= code <= 2999 or code == 1004:
+            raise PydanticCustomError("close_code", "must be 1000-1003, 1007-1014 or 3000-4999 "
+                                                    "(codes a close frame may carry)")
+        return code
+
+
+class ActionConfig(_Model):
+    """One step of a rule: exactly one of the keys below."""
+
+    reply: Template = None  # send a message to this client: a text or JSON template
+    subscribe: SubscribeConfig | None = None
+    unsubscribe: UnsubscribeConfig | None = None
+    snapshot: SnapshotConfig | None = None
+    delay: Annotated[StrictInt, Field(ge=0, le=60_000)] | None = None  # ms before the next action
+    close: CloseConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_action(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise PydanticCustomError("action_shape", "an action is a mapping with one key: {actions}",
+                                      {"actions": ", ".join(ACTIONS)})
+        unknown = [key for key in value if key not in ACTIONS]
+        if unknown:
+            hint = difflib.get_close_matches(str(unknown[0]), ACTIONS, n=1)
+            raise PydanticCustomError("unknown_action", "unknown action {name!r}{hint} (actions: {actions})",
+                                      {"name": unknown[0], "hint": f"; did you mean {hint[0]!r}?" if hint else "",
+                                       "actions": ", ".join(ACTIONS)})
+        if len(value) != 1:
+            raise PydanticCustomError("action_count", "an action has exactly one key ({actions}), got {keys}; "
+                                                      "write each action as its own list item",
+                                      {"actions": ", ".join(ACTIONS), "keys": ", ".join(map(str, value)) or "none"})
+        return value
+
+    @property
+    def kind(self) -> str:
+        """Which action this is: 'reply', 'subscribe', ..."""
+        return next(iter(self.model_fields_set))
+
+
+class RuleConfig(_Model):
+    """One rule: when a message matches, run the actions in order."""
+
+    match: MatchConfig | None = None  # None: every message (a catch-all)
+    do: tuple[ActionConfig, ...] = ()  # nothing: the message is ignored
+    example: Any = None  # a message this rule expects, offered by the demo page's send box
+
+
+class EndpointConfig(_Model):
+    """A WebSocket endpoint with no stream of its own: it answers by rules and serves streams as topics."""
+
+    path: UrlPath
+    rules: tuple[RuleConfig, ...] = ()
+    fallback: tuple[ActionConfig, ...] = ()  # when no rule matches; nothing: the message is ignored
+    subprotocols: Subprotocols | None = None
+    auth: AuthConfig | None = None
+
+
 class StreamConfig(_Model):
     """One pushed stream: where it lives, what it sends and how often."""
 
     name: StreamName
-    path: UrlPath
+    path: UrlPath | None = None  # None: reachable only as a topic (subscribe actions) and by the HTTP API
     source: Literal["random", "replay"]
     interval_ms: PositiveInt = 3000
     timeline: Literal["per-client", "shared"] = "per-client"
@@ -190,6 +315,15 @@ class StreamConfig(_Model):
     faults: FaultsConfig | None = None  # off unless set (streams.faults)
     subprotocols: Subprotocols | None = None  # None: accept the first protocol a client offers
     auth: AuthConfig | None = None  # None: anyone may connect
+    rules: tuple[RuleConfig, ...] = ()  # answers to what clients send (before `reply`)
+    fallback: tuple[ActionConfig, ...] = ()  # when no rule matches (`reply` is the one-line form)
+
+    @model_validator(mode="after")
+    def _one_fallback(self) -> StreamConfig:
+        if self.reply is not None and self.fallback:
+            raise PydanticCustomError("reply_and_fallback", "set reply or fallback, not both: reply is the "
+                                                            "one-line fallback (fallback: [{reply: ...}])")
+        return self
 
     @property
     def interval_s(self) -> float:
@@ -215,6 +349,7 @@ class Settings(_Model):
     server: ServerConfig = ServerConfig()
     streams: tuple[StreamConfig, ...] = ()
     echo: EchoConfig | None = EchoConfig()
+    endpoints: tuple[EndpointConfig, ...] = ()
     random_seed: StrictInt | None = None
 
 
@@ -248,6 +383,19 @@ class CheckedConfig:
             return list(enumerate(self.settings.streams))
         return _valid_streams(self.data.get("streams"))
 
+    def valid_endpoints(self) -> list[tuple[int, EndpointConfig]]:
+        """The endpoints that validate, with their index, even when the rest of the file does not."""
+        if self.settings is not None:
+            return list(enumerate(self.settings.endpoints))
+        valid = []
+        raw = self.data.get("endpoints")
+        for i, item in enumerate(raw if isinstance(raw, list) else []):
+            try:
+                valid.append((i, EndpointConfig.model_validate(item)))
+            except ValidationError:
+                pass  # already reported by the whole-config validation
+        return valid
+
 
 def check_config(path: str | Path) -> CheckedConfig:
     """Read a config file and check it against the schema; raises ConfigError only when it cannot be read."""
@@ -278,7 +426,9 @@ def check_config_text(text: str, path: Path) -> CheckedConfig:
         settings = None
     checked = CheckedConfig(path, data, settings, problems, where)
     echo_path = settings.echo.path if settings and settings.echo else _valid_echo_path(data.get("echo", {}))
-    problems += _check_names_and_paths(checked.valid_streams(), echo_path, where)
+    endpoint_paths = ([(i, e.path) for i, e in enumerate(settings.endpoints)] if settings is not None
+                      else _valid_endpoint_paths(data.get("endpoints")))
+    problems += _check_names_and_paths(checked.valid_streams(), echo_path, endpoint_paths, where)
     if settings is not None and settings.server.tls is not None:
         try:
             tls_context(settings.server.tls, path.parent)
@@ -296,6 +446,16 @@ def _valid_streams(raw: Any) -> list[tuple[int, StreamConfig]]:
         except ValidationError:
             pass  # already reported by the whole-config validation
     return valid
+
+
+def _valid_endpoint_paths(raw: Any) -> list[tuple[int, str]]:
+    """The paths of an otherwise invalid config's endpoints that have a valid one, with their index."""
+    paths = []
+    for i, item in enumerate(raw if isinstance(raw, list) else []):
+        path = item.get("path") if isinstance(item, dict) else None
+        if isinstance(path, str) and path.startswith("/"):
+            paths.append((i, path))
+    return paths
 
 
 def _valid_echo_path(raw: Any) -> str | None:
@@ -367,14 +527,29 @@ def format_loc(loc: tuple) -> str:
 # where each block of the schema lives in a file, to tell a misplaced key where it belongs
 _BLOCKS: dict[str, type[BaseModel]] = {"": Settings, "server": ServerConfig, "server.tls": TlsConfig,
                                        "streams[]": StreamConfig, "streams[].faults": FaultsConfig,
-                                       "streams[].auth": AuthConfig, "echo": EchoConfig, "echo.auth": AuthConfig}
+                                       "streams[].auth": AuthConfig, "echo": EchoConfig, "echo.auth": AuthConfig,
+                                       "endpoints[]": EndpointConfig, "endpoints[].auth": AuthConfig,
+                                       "rules[]": RuleConfig, "rules[].match": MatchConfig,
+                                       "subscribe": SubscribeConfig, "unsubscribe": UnsubscribeConfig,
+                                       "snapshot": SnapshotConfig, "close": CloseConfig}
 
 
 def _block_of(loc: tuple) -> str:
-    """The block a field path is in: ('streams', 2, 'faults', 'x') -> 'streams[].faults'."""
-    parts = [f"{part}" for part in loc[:-1] if not isinstance(part, int)]
-    block = ".".join(parts)
-    return "streams[]" + block[7:] if block.startswith("streams") else block
+    """The block a field path is in: ('streams', 2, 'faults', 'x') -> 'streams[].faults'; ('endpoints', 0,
+    'rules', 1, 'match', 'x') -> 'rules[].match'."""
+    names: list[str] = []
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            if names:
+                names[-1] += "[]"
+        else:
+            names.append(str(part))
+    # the innermost block the schema knows: rules nest in streams and endpoints, actions in rules
+    for start in range(len(names)):
+        block = ".".join(names[start:])
+        if block in _BLOCKS:
+            return block
+    return ".".join(name.removesuffix("[]") for name in names)
 
 
 def _unknown_key(loc: tuple, block: str) -> str:
@@ -497,24 +672,27 @@ def is_reserved(path: str) -> bool:
 
 
 def _check_names_and_paths(streams: list[tuple[int, StreamConfig]], echo_path: str | None,
-                           where: Locator) -> list[str]:
+                           endpoints: list[tuple[int, str]], where: Locator) -> list[str]:
     problems: list[str] = []
     names: dict[str, int] = {}
-    paths: dict[str, str] = {}
+    paths: dict[str, tuple] = {}  # path -> where it is set
     if echo_path is not None:
-        paths[echo_path] = "echo.path"
+        paths[echo_path] = ("echo", "path")
     for i, stream in streams:
         if stream.name in names:
             problems.append(where.say(("streams", i, "name"), f"duplicate stream name {stream.name!r} "
                                                              f"(also streams[{names[stream.name]}])"))
         names.setdefault(stream.name, i)
-        if stream.path in paths:
-            problems.append(where.say(("streams", i, "path"), f"duplicate path {stream.path!r} "
-                                                             f"(also {paths[stream.path]})"))
-        paths.setdefault(stream.path, f"streams[{i}]")
-    for path, owner in paths.items():
+    owners = [(("streams", i, "path"), stream.path) for i, stream in streams if stream.path is not None]
+    owners += [(("endpoints", i, "path"), path) for i, path in endpoints]
+    for loc, path in owners:
+        if path in paths:
+            other = paths[path]
+            problems.append(where.say(loc, f"duplicate path {path!r} "
+                                           f"(also {format_loc(other if other[0] == 'echo' else other[:-1])})"))
+        paths.setdefault(path, loc)
+    for path, loc in paths.items():
         if is_reserved(path):
-            loc = ("echo", "path") if owner == "echo.path" else ("streams", int(owner[8:-1]), "path")
             problems.append(where.say(loc, f"{path!r} is reserved for the server itself "
                                            f"({', '.join(RESERVED_PATHS)}); pick another path"))
     return problems

@@ -57,3 +57,10 @@ class StreamsHandler(JsonHandler):
 
     def get(self) -> None:
         self.write_json(self.hub.describe())
+
+
+class EndpointsHandler(JsonHandler):
+    """GET /api/endpoints: every WebSocket path that answers by rules, its example messages and subscriptions."""
+
+    def get(self) -> None:
+        self.write_json(self.hub.describe_endpoints())

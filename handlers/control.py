@@ -22,7 +22,7 @@ from config import FaultsConfig, validation_problems
 from handlers.api import ApiError, JsonHandler
 from streams.hub import NotSeekableError, SeekRangeError, UnknownStreamError
 from streams.jsontext import dumps
-from streams.sources import Frame
+from streams.sources import Frame, JsonFrame
 
 
 class StreamHandler(JsonHandler):
@@ -84,7 +84,7 @@ class PushFrameHandler(ControlHandler):
         else:
             if not self._body:
                 raise ApiError(400, "empty body: send JSON, or text with Content-Type: text/plain")
-            frame = Frame.text(dumps(self.json_body()))
+            frame = JsonFrame.text(dumps(self.json_body()))
         with domain_errors():
             self.write_json({"sent_to": self.hub.push(name, frame)})
 

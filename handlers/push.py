@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from config import AuthConfig
 from handlers.demo import send_demo_page
 from handlers.websocket import WebSocketHandler
+from streams.conversation import Conversation
 from streams.hub import Hub
+from streams.stream import Stream
 from transport.connection import Connection
 
 
 class PushEndpoint:
-    """Connects each WebSocket to the stream at its path; the stream's `reply` answers messages."""
+    """Connects each WebSocket to the stream at its path; the stream's rules (or `reply`) answer messages."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
@@ -32,19 +34,22 @@ class PushEndpoint:
         stream.subscribe(connection)
 
     def on_message(self, connection: Connection, data: bytes, binary: bool) -> None:
-        """Answer with the stream's reply, if it has one."""
-        stream = connection.context
-        if stream is None:
-            return
-        reply = stream.reply_to(data.decode("utf-8", "replace") if binary else data.decode("utf-8"))
-        if reply is not None:
-            connection.send_message(reply.encode("utf-8"))
+        """Answer by the stream's rules, if it has any; the conversation starts with the first message."""
+        context = connection.context
+        if isinstance(context, Stream):
+            if self.hub.rules_at(connection.path) is None:
+                return
+            context = connection.context = Conversation(connection, self.hub, connection.path, own=context)
+        if context is not None:
+            context.receive(data, binary)
 
     def on_close(self, connection: Connection) -> None:
-        """Unsubscribe the connection."""
-        if connection.context is not None:
-            connection.context.unsubscribe(connection)
-            connection.context = None
+        """Unsubscribe the connection, and end its conversation."""
+        context, connection.context = connection.context, None
+        if isinstance(context, Conversation):
+            context.end()
+        elif context is not None:
+            context.unsubscribe(connection)
         self.hub.remove_socket(connection)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from config import CheckedConfig, ConfigError, FaultsConfig, Locator, Settings, StreamConfig, check_config
 from streams.faults import FaultInjector
+from streams.rules import RuleSet, compile_rules
 from streams.sources import MockFileError, RandomSource, Source, load_replay_file
 from streams.template import TemplateError, compile_template
 
@@ -28,6 +29,7 @@ class AppConfig:
     settings: Settings
     sources: Mapping[str, Source]  # by stream name
     mock_files: Mapping[str, Path]  # by stream name, replay streams only
+    rules: Mapping[str, RuleSet]  # by URL path: endpoints, and streams that answer messages
 
     @property
     def streams(self) -> tuple[StreamConfig, ...]:
@@ -39,9 +41,25 @@ def load_config(path: str | Path) -> AppConfig:
     """Read, validate and build a config file, or raise ConfigError listing every problem."""
     checked = check_config(path)
     sources, mock_files = build_sources(checked)
+    rules = build_rules(checked)
     if checked.problems or checked.settings is None:
         raise ConfigError(checked.problems, list(mock_files.values()))
-    return AppConfig(checked.file, checked.settings, sources, mock_files)
+    return AppConfig(checked.file, checked.settings, sources, mock_files, rules)
+
+
+def build_rules(checked: CheckedConfig) -> dict[str, RuleSet]:
+    """Compile the rules of every endpoint and stream, adding what is wrong to ``checked.problems``."""
+    names = [raw.get("name") for _, raw in checked.raw_streams() if isinstance(raw, dict)]
+    names = [name for name in names if isinstance(name, str)]
+    rules: dict[str, RuleSet] = {}
+    owners = [(("endpoints", i), e.path, e.rules, e.fallback, None) for i, e in checked.valid_endpoints()]
+    owners += [(("streams", i), s.path, s.rules, s.fallback, s.reply) for i, s in checked.valid_streams()
+               if s.path is not None and (s.rules or s.fallback or s.reply is not None)]
+    for loc, path, rule_configs, fallback, reply in owners:
+        ruleset, problems = compile_rules(rule_configs, fallback, names, reply)
+        checked.problems.extend(checked.where.say(loc + e.path, e.message) for e in problems)
+        rules[path] = ruleset
+    return rules
 
 
 def build_sources(checked: CheckedConfig) -> tuple[dict[str, Source], dict[str, Path]]:

@@ -21,8 +21,14 @@ class Client(Protocol):
     def send(self, frame: Frame) -> bool:
         """Queue one frame; False when the client is closing or gone."""
 
+    def send_message(self, data: bytes, binary: bool = False) -> bool:
+        """Queue one message for this client only (a reply); False when it is closing or gone."""
+
     def close(self, code: int, reason: str) -> None:
         """Start the closing handshake with ``code`` and ``reason``."""
+
+    def end(self, code: int, reason: str) -> None:
+        """The stream has nothing more for this client: a connection closes, a topic subscription ends."""
 
     def abort(self) -> None:
         """Drop the connection at once, without a closing handshake."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from random import Random
 from typing import Any
 
-from config import FaultsConfig, ServerConfig, StreamConfig
+from config import EndpointConfig, FaultsConfig, ServerConfig, StreamConfig
 from streams.build import AppConfig, fault_injector, stream_rng
 from streams.client import Client
+from streams.rules import RuleSet
 from streams.sources import Frame
 from streams.stream import Stream
 
@@ -42,6 +44,8 @@ class Hub:
         self.streams: dict[str, Stream] = {}
         self.sockets: set[Client] = set()  # every open WebSocket, echo included
         self.file_client_limit: int | None = None  # what the open-file limit leaves room for, when known
+        self.conversations: set[Any] = set()  # every connection answering by rules (streams.conversation)
+        self._rules_rngs: dict[str, Random] = {}
         for stream_config in config.streams:
             self.streams[stream_config.name] = self._make_stream(stream_config)
         self._closed = asyncio.Event()
@@ -60,6 +64,21 @@ class Hub:
     def stream_at(self, path: str) -> Stream | None:
         """The stream served at a URL path, if any."""
         return next((s for s in self.streams.values() if s.config.path == path), None)
+
+    def endpoint_at(self, path: str) -> EndpointConfig | None:
+        """The rules endpoint (no stream of its own) served at a URL path, if any."""
+        return next((e for e in self.config.settings.endpoints if e.path == path), None)
+
+    def rules_at(self, path: str) -> RuleSet | None:
+        """The rules that answer messages at a URL path (an endpoint's, or a stream's), if any."""
+        return self.config.rules.get(path)
+
+    def rules_rng(self, path: str) -> Random:
+        """The random generator of the templates answered at a path: reproducible with a seed."""
+        rng = self._rules_rngs.get(path)
+        if rng is None:
+            rng = self._rules_rngs[path] = stream_rng(self.config.settings.random_seed, "rules " + path)
+        return rng
 
     def _make_stream(self, stream_config: StreamConfig) -> Stream:
         seed = self.config.settings.random_seed
@@ -135,6 +154,8 @@ class Hub:
         seed_changed = old.settings.random_seed != new.settings.random_seed
         if seed_changed:
             changes.append(f"random_seed {old.settings.random_seed} -> {new.settings.random_seed}")
+            self._rules_rngs.clear()
+        changes += self._apply_endpoints(old, new)
         streams: dict[str, Stream] = {}
         for stream_config in new.streams:
             stream = self.streams.pop(stream_config.name, None)
@@ -155,6 +176,43 @@ class Hub:
             changes.append(f"stream {name} removed")
         self.streams = streams
         return changes
+
+    def _apply_endpoints(self, old: AppConfig, new: AppConfig) -> list[str]:
+        """What changed in the rules endpoints; connections to a removed one close with 1001."""
+        changes = []
+        old_endpoints = {e.path: e for e in old.settings.endpoints}
+        new_endpoints = {e.path: e for e in new.settings.endpoints}
+        for path, endpoint in new_endpoints.items():
+            before = old_endpoints.get(path)
+            if before is None:
+                changes.append(f"new endpoint at {path}")
+            elif before != endpoint:
+                changes.append(f"endpoint {path} changed (rules apply from the next message)")
+        for path in old_endpoints.keys() - new_endpoints.keys():
+            changes.append(f"endpoint {path} removed")
+            for conversation in [c for c in self.conversations if c.path == path and c.own is None]:
+                conversation.client.close(1001, "endpoint removed")
+        for stream_config in new.streams:
+            before = next((s for s in old.streams if s.name == stream_config.name), None)
+            if before is not None and (before.rules, before.fallback) != (stream_config.rules, stream_config.fallback):
+                changes.append(f"{stream_config.name} rules changed (they apply from the next message)")
+        return changes
+
+    def describe_endpoints(self) -> list[dict[str, Any]]:
+        """Every WebSocket path that answers messages by rules, with its connections and topic subscriptions."""
+        endpoints = []
+        for path, rules in self.config.rules.items():
+            here = [c for c in self.conversations if c.path == path]
+            by_stream: dict[str, int] = {}
+            for conversation in here:
+                for sub in conversation.subscriptions.values():
+                    by_stream[sub.stream.name] = by_stream.get(sub.stream.name, 0) + 1
+            stream = self.stream_at(path)
+            endpoints.append({"path": path, "stream": stream.name if stream is not None else None,
+                              "rules": len(rules.rules), "examples": rules.examples,
+                              "clients": len(here) if stream is None else stream.subscriptions()["direct"],
+                              "subscriptions": by_stream})
+        return endpoints
 
     def describe(self) -> list[dict[str, Any]]:
         """Every stream as the HTTP API lists them."""

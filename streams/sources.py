@@ -26,6 +26,7 @@ class Frame:
     """
 
     __slots__ = ("data", "binary", "wire", "deflated")
+    is_json = False  # whether ``data`` is JSON text (a topic envelope embeds it as a value, not a string)
 
     def __init__(self, data: bytes, binary: bool = False) -> None:
         self.data = data
@@ -40,6 +41,13 @@ class Frame:
 
     def __repr__(self) -> str:
         return f"Frame({self.data[:40]!r}{'...' if len(self.data) > 40 else ''}, binary={self.binary})"
+
+
+class JsonFrame(Frame):
+    """A frame whose data is JSON text: rendered from a template, or a JSON value of a mock file."""
+
+    __slots__ = ()
+    is_json = True
 
 
 class RandomSource:
@@ -57,7 +65,7 @@ class RandomSource:
 
     def frame(self, index: int, state: list, rng: Random) -> Frame:
         """The next frame of a timeline (``index`` is unused: every frame is fresh)."""
-        return Frame(self.template.render_utf8(state, rng))
+        return JsonFrame(self.template.render_utf8(state, rng))
 
 
 class ReplaySource:
@@ -124,7 +132,7 @@ def _frames_from_json(path: Path, text: str) -> list[Frame]:
 
 def _frame_of(value: Any) -> Frame:
     """A replay element: strings go out as raw text, everything else as compact JSON."""
-    return Frame.text(value if isinstance(value, str) else dumps(value))
+    return Frame.text(value) if isinstance(value, str) else JsonFrame.text(dumps(value))
 
 
 def _frames_from_lines(path: Path, text: str) -> tuple[list[Frame], list[float] | None]:
@@ -167,7 +175,7 @@ def _recorded_frame(path: Path, number: int, value: Any) -> tuple[Frame, float] 
     if not isinstance(t, (int, float)) or isinstance(t, bool) or t < 0:
         raise MockFileError(path, f"\"t\" must be a number of milliseconds >= 0, got {t!r}", number)
     if "data" in value:
-        frame = _frame_of(value["data"]) if not isinstance(value["data"], str) else Frame.text(dumps(value["data"]))
+        frame = JsonFrame.text(dumps(value["data"]))
     elif "text" in value:
         if not isinstance(value["text"], str):
             raise MockFileError(path, f"\"text\" must be a string, got {value['text']!r}", number)

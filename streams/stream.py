@@ -50,10 +50,11 @@ class FaultInjector(Protocol):
 class Subscriber:
     """One connected client of a stream."""
 
-    __slots__ = ("client", "timeline", "failed", "fault_state")
+    __slots__ = ("client", "timeline", "failed", "fault_state", "topic")
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, topic: bool = False) -> None:
         self.client = client
+        self.topic = topic  # a topic subscription of a rules endpoint, not a connection to the stream's path
         self.timeline: Timeline | None = None
         self.failed = False  # an unexpected error was already logged for this client
         self.fault_state: Any = None  # owned by the stream's FaultInjector, if any
@@ -92,9 +93,9 @@ class Stream:
         """How many clients are subscribed."""
         return len(self._subscribers)
 
-    def subscribe(self, client: Client) -> None:
-        """Start pushing to ``client``."""
-        sub = self._subscribers[client] = Subscriber(client)
+    def subscribe(self, client: Client, topic: bool = False) -> None:
+        """Start pushing to ``client`` (``topic``: a subscription made by a rule, see streams.conversation)."""
+        sub = self._subscribers[client] = Subscriber(client, topic)
         now = IOLoop.current().time()
         if self.faults is not None:
             self.faults.on_subscribe(self, sub)
@@ -136,10 +137,18 @@ class Stream:
         self.clock.clear()
 
     def close_all(self, code: int, reason: str) -> None:
-        """Close every client's WebSocket."""
+        """End every client: a connection closes with ``code``; a topic subscription just ends."""
         for client in list(self._subscribers):
             self.unsubscribe(client)
-            client.close(code, reason)
+            client.end(code, reason)
+
+    def current_frame(self, rng: Random) -> Frame:
+        """The frame a client would see now (a snapshot): the shared timeline's last frame, else a first one."""
+        if self._last_shared is not None:
+            return self._last_shared
+        if self.source.length is not None:
+            return self.source.frame(self.position or 0, None, rng)
+        return self.source.frame(0, self.source.new_state(), rng)
 
     # -- control (HTTP API and live reload)
 
@@ -379,6 +388,11 @@ class Stream:
 
     # -- reporting
 
+    def subscriptions(self) -> dict[str, int]:
+        """The clients by how they came: connected to the stream's path, or subscribed to it as a topic."""
+        topics = sum(sub.topic for sub in self._subscribers.values())
+        return {"direct": len(self._subscribers) - topics, "topic": topics}
+
     def describe(self) -> dict[str, Any]:
         """The stream as the HTTP API shows it."""
         cfg = self.config
@@ -389,6 +403,7 @@ class Stream:
             "interval_ms": cfg.interval_ms,
             "timeline": cfg.timeline,
             "clients": self.clients,
+            "subscriptions": self.subscriptions(),
             "frames_sent": self.frames_sent,
             "paused": self.paused,
             "faults": self.faults.describe() if self.faults is not None else None,
@@ -409,4 +424,4 @@ def _frames_differ(old: Source, new: Source) -> bool:
 
 
 def _close_finished(client: Client) -> None:
-    client.close(1000, "replay finished")
+    client.end(1000, "replay finished")

@@ -13,7 +13,23 @@ import yaml
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-from config import AuthConfig, EchoConfig, FaultsConfig, ServerConfig, Settings, StreamConfig, TlsConfig
+from config import (
+    ActionConfig,
+    AuthConfig,
+    CloseConfig,
+    EchoConfig,
+    EndpointConfig,
+    FaultsConfig,
+    MatchConfig,
+    RuleConfig,
+    ServerConfig,
+    Settings,
+    SnapshotConfig,
+    StreamConfig,
+    SubscribeConfig,
+    TlsConfig,
+    UnsubscribeConfig,
+)
 from support import ROOT
 
 README = ROOT / "README.md"
@@ -80,11 +96,18 @@ def documented_keys() -> list[tuple[str, str, str]]:
 
 def test_the_schema_walk_finds_every_config_block():
     assert set(config_blocks().values()) == {Settings, ServerConfig, TlsConfig, StreamConfig, EchoConfig,
-                                             FaultsConfig, AuthConfig}
+                                             FaultsConfig, AuthConfig, EndpointConfig, RuleConfig, MatchConfig,
+                                             ActionConfig, SubscribeConfig, UnsubscribeConfig, SnapshotConfig,
+                                             CloseConfig}
+
+
+def keys_of(model: type[BaseModel]) -> dict[str, Any]:
+    """A block's keys as a config file spells them (a field's alias: `json`, not `subset`), with their fields."""
+    return {field.alias or name: field for name, field in model.model_fields.items()}
 
 
 def test_every_config_key_is_documented_exactly_once():
-    expected = Counter((block, key) for block, model in config_blocks().items() for key in model.model_fields)
+    expected = Counter((block, key) for block, model in config_blocks().items() for key in keys_of(model))
     documented = Counter((block, key) for block, key, _ in documented_keys())
     missing = [f"{block}.{key}".lstrip(".") for block, key in expected - documented]
     extra = [f"{block}.{key}".lstrip(".") for block, key in documented - expected]
@@ -96,7 +119,7 @@ def test_documented_defaults_are_the_schema_defaults():
     """A default cell is `required`, or the default as a backticked YAML value (prose only for a nested block)."""
     blocks = config_blocks()
     for block, key, cell in documented_keys():
-        field = blocks[block].model_fields.get(key) if block in blocks else None
+        field = keys_of(blocks[block]).get(key) if block in blocks else None
         if field is None:
             continue  # not a key of the schema: test_every_config_key_is_documented_exactly_once says so
         where = f"{CONFIG_DOC.name}: {block + '.' if block else ''}{key}"

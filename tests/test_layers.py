@@ -18,6 +18,7 @@ LAYERS = {
     "config": 0,
     "streams": 1,  # the domain: templates, sources, clock, streams, faults, build
     "streams.hub": 2,
+    "streams.conversation": 2,  # a connection's rules and topics, run on the hub
     "transport": 3,
     "handlers": 4,
     "app": 5,

@@ -83,7 +83,7 @@ class Connection(asyncio.BufferedProtocol):
     """A WebSocket connection: parses what the client sends and sends frames to it.
 
     Implements the domain's client interface (``streams.client.Client``):
-    ``send``, ``pending_bytes``, ``is_open``, ``close`` and ``abort``.
+    ``send``, ``send_message``, ``pending_bytes``, ``is_open``, ``close``, ``end`` and ``abort``.
     """
 
     __slots__ = ("transport", "parser", "deflate", "endpoint", "context", "path", "subprotocol", "window_bits",
@@ -159,6 +159,10 @@ class Connection(asyncio.BufferedProtocol):
         parser.send_close(code, reason)
         self._write_all(parser.data_to_send())
         self._expect_end()
+
+    def end(self, code: int, reason: str) -> None:
+        """What it was sent is over (a replay finished, its stream was removed): close."""
+        self.close(code, reason)
 
     def abort(self) -> None:
         """Drop the TCP connection at once, without a close frame (browsers report 1006)."""
