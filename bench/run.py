@@ -44,15 +44,20 @@ class Scenario:
 
     name: str
     mode: str  # fanout | echo | memory
-    path: str  # the stream in bench/bench.yaml
+    path: str  # the stream (or endpoint) in bench/bench.yaml, or in this scenario's config
     clients: int
     interval_ms: int | None = None
     duration_s: float = 10.0
-    ours_only: bool = False  # no Node reference (the 30k idle check)
+    rounds: int | None = None  # None: --rounds
+    ours_only: bool = False  # no Node reference (Node has no equivalent, or the 30k idle check)
     config: str | None = None  # our server's config for this scenario, instead of --config
     wsbench_args: tuple[str, ...] = ()  # extra wsbench.py options for this scenario
+    # echo mode: our own server driven at this path too, alternating with the others, as the reference
+    # of baseline_cpu_ratio (the plain /echo for a rules endpoint)
+    baseline_path: str | None = None
     # the targets (None: not judged): ours / Node ratios, and absolute floors
     cpu_ratio: float | None = None  # server CPU per message (fanout) or per round trip (echo), at most
+    baseline_cpu_ratio: float | None = None  # echo: server CPU per round trip / ours at baseline_path, at most
     kb_ratio: float | None = None  # memory per idle connection, at most
     delivered_pct: float | None = None  # share of the expected messages delivered, at least
     p99_intervals: float | None = None  # inter-arrival p99 in intervals, at most
@@ -67,10 +72,14 @@ class Scenario:
             parts.append(f"p99 <= {self.p99_intervals:g} x interval")
         if self.cpu_ratio is not None:
             parts.append(f"{'us/round trip' if self.mode == 'echo' else 'us/msg'} <= {self.cpu_ratio:g} x Node")
+        if self.baseline_cpu_ratio is not None:
+            parts.append(f"us/round trip <= {self.baseline_cpu_ratio:g} x ours at {self.baseline_path}")
         if self.kb_ratio is not None:
             parts.append(f"KB/conn <= {self.kb_ratio:g} x Node")
-        if self.ours_only:
+        if self.ours_only and self.mode == "memory":
             parts.append(f"{self.clients:,} idle connections")
+        elif self.ours_only:
+            parts.append("ours only (Node has no equivalent)")
         return ", ".join(parts)
 
 
@@ -85,8 +94,18 @@ SCENARIOS = [
     # 100,000 msg/s nominal: more than the box can carry; what share of it arrives
     Scenario("t4_overload_500c_5ms", "fanout", "/overload", 500, 5, duration_s=8.0, delivered_pct=95),
     Scenario("t5_memory_2000c", "memory", "/idle", 2000, kb_ratio=0.6),
-    Scenario("t5_idle_30000c", "memory", "/idle", 30000, ours_only=True),
+    Scenario("t5_idle_30000c", "memory", "/idle", 30000, rounds=1, ours_only=True),
     Scenario("t6_echo_50c", "echo", "/idle", 50, cpu_ratio=1.2),
+    # a JSON ping answered by a rule ({"type":"pong","id":N}), against our plain /echo of the same message
+    # in the same rounds; Node answers it like any message, for context
+    Scenario("t7_rules_50c", "echo", "/rules", 50, config="bench/rules.yaml", baseline_path="/echo",
+             baseline_cpu_ratio=1.5, wsbench_args=("--message", '{"type":"ping","id":{n}}', "--any-reply")),
+    # three topic subscriptions per connection to shared streams at 10 Hz: 30,000 frames/s in envelopes
+    Scenario("t8_topics_1000c_3x100ms", "fanout", "/topics", 1000, 100, ours_only=True, delivered_pct=99,
+             config="bench/rules.yaml",
+             wsbench_args=("--frames-per-interval", "3",
+                           *(arg for name in ("s1", "s2", "s3") for arg in (
+                               "--send-on-open", f'{{"method":"SUBSCRIBE","params":["{name}"],"id":1}}')))),
 ]
 
 
@@ -114,22 +133,28 @@ def our_cmd(checkout: Path, config: str) -> str:
     return f"sh -c {shlex.quote(inner)}"
 
 
-def server_commands(args: argparse.Namespace, config: str) -> list[tuple[str, str]]:
-    """(label, command) of every server compared: Node's, ours, and each --also checkout of ours."""
-    servers = [("node", "node bench/anchor_node_ws.js"), ("ours", our_cmd(ROOT, config))]
-    return servers + [(f"also:{path}", our_cmd(path.resolve(), config)) for path in args.also]
+def server_commands(sc: Scenario, args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """(label, command, URL path) of every server compared: Node's, ours, ours at the scenario's baseline
+    path, and each --also checkout of ours; only ours for a scenario without Node."""
+    config = sc.config or args.config
+    servers = [("node", "node bench/anchor_node_ws.js", sc.path), ("ours", our_cmd(ROOT, config), sc.path)]
+    if sc.ours_only:
+        return servers[1:]
+    if sc.baseline_path is not None:
+        servers.append(("baseline", our_cmd(ROOT, config), sc.baseline_path))
+    return servers + [(f"also:{path}", our_cmd(path.resolve(), config), sc.path) for path in args.also]
 
 
 def run_scenario(sc: Scenario, args: argparse.Namespace, out: Path) -> dict:
     """Run one scenario through wsbench.py; returns its final JSON line."""
-    servers = server_commands(args, sc.config or args.config)
-    if sc.ours_only:
-        servers = [s for s in servers if s[0] != "node"][:1]
+    servers = server_commands(sc, args)
     cmd = [sys.executable, str(HERE / "wsbench.py"), sc.mode, "--server-cmd", servers[0][1]]
-    for _, server in servers[1:]:
+    for _, server, _ in servers[1:]:
         cmd += ["--vs", server]
-    cmd += ["--url", f"ws://127.0.0.1:PORT{sc.path}", "--clients", str(sc.clients), "--cwd", str(ROOT),
-            "--rounds", str(1 if sc.ours_only else args.rounds)]
+    paths = [path for _, _, path in servers]
+    for path in paths if len(set(paths)) > 1 else paths[:1]:  # one --url per server when they differ
+        cmd += ["--url", f"ws://127.0.0.1:PORT{path}"]
+    cmd += ["--clients", str(sc.clients), "--cwd", str(ROOT), "--rounds", str(sc.rounds or args.rounds)]
     if sc.interval_ms is not None:
         cmd += ["--interval-ms", str(sc.interval_ms)]
     if sc.clients > CLIENTS_PER_SOURCE_ADDRESS:
@@ -151,7 +176,7 @@ def run_scenario(sc: Scenario, args: argparse.Namespace, out: Path) -> dict:
         raise SystemExit(f"{sc.name}: wsbench.py exited with {done.returncode}; see {out}/{sc.name}.log\n{tail}")
     print("\n".join(line for line in text.splitlines() if not line.startswith("{")), file=sys.stderr)
     result = json.loads(next(line for line in reversed(text.splitlines()) if line.startswith("{")))
-    result["labels"] = [name for name, _ in servers]
+    result["labels"] = [name for name, _, _ in servers]
     return result
 
 
@@ -162,7 +187,7 @@ def _ratio(ours: float | None, node: float | None) -> float | None:
 def judge(sc: Scenario, medians: dict[str, dict]) -> list[tuple[str, ...]]:
     """Rows (metric, node, ours, ratio, verdict, then each other server's value) for one scenario."""
     node, ours = medians.get("node", {}), medians.get("ours", {})
-    others = [m for label, m in medians.items() if label not in ("node", "ours")]
+    others = [m for label, m in medians.items() if label not in ("node", "ours", "baseline")]
     rows = []
 
     def row(metric: str, key: str, fmt: str, ok: bool | None, ratio: bool = True) -> None:
@@ -178,9 +203,10 @@ def judge(sc: Scenario, medians: dict[str, dict]) -> list[tuple[str, ...]]:
         row("delivered %", "delivered_pct", ".1f", None if sc.delivered_pct is None else pct >= sc.delivered_pct,
             False)
         row("delivered msg/s", "delivered_per_s", ",.0f", None)
-        row("inter-arrival p50 ms", "iat_p50_ms", ".1f", None, False)
-        row("inter-arrival p99 ms", "iat_p99_ms", ".1f", None if sc.p99_intervals is None else
-            p99 is not None and p99 <= sc.p99_intervals * sc.interval_ms, False)
+        if any(m.get("iat_p50_ms") is not None for m in medians.values()):  # none with several streams a client
+            row("inter-arrival p50 ms", "iat_p50_ms", ".1f", None, False)
+            row("inter-arrival p99 ms", "iat_p99_ms", ".1f", None if sc.p99_intervals is None else
+                p99 is not None and p99 <= sc.p99_intervals * sc.interval_ms, False)
         row("server CPU %", "server_cpu_pct", ".1f", None)
         row("server µs/msg", "server_us_per_msg", ".1f",
             None if sc.cpu_ratio is None else us is not None and us <= sc.cpu_ratio)
@@ -199,12 +225,22 @@ def judge(sc: Scenario, medians: dict[str, dict]) -> list[tuple[str, ...]]:
         row("server CPU %", "server_cpu_pct", ".1f", None)
         row("server µs/round trip", "server_us_per_rt", ".1f",
             None if sc.cpu_ratio is None else us is not None and us <= sc.cpu_ratio)
+        if sc.baseline_path is not None:
+            base = medians.get("baseline", {}).get("server_us_per_rt")
+            vs_base = _ratio(ours.get("server_us_per_rt"), base)
+            rows.append((f"ours at {sc.baseline_path}: µs/round trip", "-", "-" if base is None else f"{base:.1f}",
+                         "-", "", *("-" for _ in others)))
+            rows.append((f"ours ÷ ours at {sc.baseline_path}", "-", "-" if vs_base is None else f"{vs_base:.2f}", "-",
+                         "" if sc.baseline_cpu_ratio is None else
+                         ("met" if vs_base is not None and vs_base <= sc.baseline_cpu_ratio else "MISSED"),
+                         *("-" for _ in others)))
     return rows
 
 
 def summary(results: list[tuple[Scenario, dict]]) -> str:
     """The markdown table of every scenario's medians, ratios and verdicts."""
-    others = [label for label in results[0][1]["labels"] if label not in ("node", "ours")]
+    others = list(dict.fromkeys(label for _, result in results for label in result["labels"]
+                                if label not in ("node", "ours", "baseline")))
     lines = ["| scenario | target | metric | Node | ours | ours/Node | |" + "".join(f" {o} |" for o in others),
              "| --- " * (7 + len(others)) + "|"]
     for sc, result in results:
@@ -238,8 +274,9 @@ def load_results(folder: Path) -> list[tuple[Scenario, dict]]:
         servers = [command[i + 1] for i, arg in enumerate(command) if arg in ("--server-cmd", "--vs")]
         if sc.ours_only:
             result["labels"] = ["ours"]
-        else:  # as run_scenario orders them: node, ours, then each --also checkout
-            result["labels"] = ["node", "ours"] + [f"also:{_checkout(cmd)}" for cmd in servers[2:]]
+        else:  # as run_scenario orders them: node, ours, ours at the baseline path, then each --also checkout
+            labels = ["node", "ours"] + (["baseline"] if sc.baseline_path is not None else [])
+            result["labels"] = labels + [f"also:{_checkout(cmd)}" for cmd in servers[len(labels):]]
         results.append((sc, result))
     return results
 
