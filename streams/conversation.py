@@ -202,7 +202,8 @@ class Conversation:
         if state is None:
             state = self.states[id(template)] = template.new_state()
         text = template.render(context, state, self.rng)
-        self.note_missing(context)
+        if context.missing:
+            self.note_missing(context)
         return text
 
     def reply(self, template: MessageTemplate, context: Context) -> None:

@@ -50,17 +50,6 @@ INVALID = object()  # a message that is not JSON
 _scan_json = json.JSONDecoder().scan_once  # the C scanner under json.loads
 
 
-def parse_json(text: str) -> Any:
-    """``json.loads(text)``, a few calls shorter when nothing surrounds the value (what clients send)."""
-    try:
-        value, end = _scan_json(text, 0)
-    except (StopIteration, ValueError):
-        end = -1
-    if end != len(text):  # whitespace around the value, or not JSON: json.loads decides (or raises ValueError)
-        return json.loads(text)
-    return value
-
-
 class Message:
     """A client's message: its text, and its JSON value parsed on first use."""
 
@@ -74,15 +63,28 @@ class Message:
     @property
     def value(self) -> Any:
         """The message parsed as JSON, or INVALID."""
-        if self._value is _UNPARSED:
-            try:
-                self._value = parse_json(self.text) if not self.binary else INVALID
-            except ValueError:
-                self._value = INVALID
-        return self._value
+        value = self._value
+        if value is _UNPARSED:
+            value = self._value = INVALID if self.binary else _parse_json(self.text)
+        return value
+
+
+def _parse_json(text: str) -> Any:
+    """``json.loads(text)``, or INVALID; a few calls shorter when nothing surrounds the value (what clients send)."""
+    try:
+        value, end = _scan_json(text, 0)
+    except (StopIteration, ValueError):  # no value right at the start (whitespace first?), or a broken one
+        end = -1
+    if end == len(text):
+        return value
+    try:
+        return json.loads(text)  # whitespace around the value, or not JSON: json.loads decides
+    except ValueError:
+        return INVALID
 
 
 _MISSING = object()
+_NO_GROUPS: dict[str, str | None] = {}  # what a match without a regex captured; never changed
 
 
 def parse_path(path: str) -> tuple[str, ...]:
@@ -198,7 +200,7 @@ class Matcher:
                 return None
             subject = value if isinstance(value, str) else dumps(value)
         if self.regex is None:
-            return {}
+            return _NO_GROUPS
         found = self.regex.search(subject, 0, MAX_REGEX_CHARS)
         if found is None:
             return None
@@ -225,13 +227,16 @@ class Context:
 
     def field(self, segments: Sequence[str]) -> Any:
         """A field of the message, or _MISSING (noted in ``missing``)."""
-        value = self.message.value if self.message is not None else INVALID
-        found = lookup(value, segments) if value is not INVALID else _MISSING
+        found = lookup(self.message.value, segments) if self.message is not None else _MISSING  # INVALID: missing
         if found is _MISSING:
-            if self.missing is None:
-                self.missing = []
-            self.missing.append(".".join(segments))
+            self.missed(segments)
         return found
+
+    def missed(self, segments: Sequence[str]) -> None:
+        """Note a message field a template asked for and did not find."""
+        if self.missing is None:
+            self.missing = []
+        self.missing.append(".".join(segments))
 
 
 def frame_json(frame: Frame) -> str:
@@ -291,9 +296,15 @@ def _json_hole(name: str, arg: Any, path: tuple) -> tuple[Hole, str]:
         except ValueError as e:
             raise RuleError(path, str(e)) from None
 
-        def field(ctx: Context) -> str:
-            value = ctx.field(segments)
-            return "null" if value is _MISSING else dumps(value)
+        key = segments[0] if len(segments) == 1 else None
+
+        def field(ctx: Context) -> str:  # ctx.field(segments) inlined: a reply's usual hole ({$message: id})
+            value = ctx.message.value if ctx.message is not None else INVALID
+            value = value.get(key, _MISSING) if key is not None and type(value) is dict else lookup(value, segments)
+            if value is _MISSING:
+                ctx.missed(segments)
+                return "null"
+            return dumps(value)
         return field, "message"
     if name == "$group":
         if not isinstance(arg, (str, int)) or isinstance(arg, bool):
@@ -315,7 +326,7 @@ _MARK = re.compile('"\ue000(\\d+)\ue001"')
 class MessageTemplate:
     """A reply or envelope: text with ``{{...}}`` holes, or a JSON template with context generators."""
 
-    __slots__ = ("parts", "holes", "reads", "compiled", "seq_holes", "text")
+    __slots__ = ("parts", "format", "holes", "reads", "compiled", "seq_holes", "text")
 
     def __init__(self, value: Any, path: tuple = ()) -> None:
         self.text = isinstance(value, str)
@@ -338,6 +349,7 @@ class MessageTemplate:
             if _has_generator(value):
                 self.compiled = compiled
             self.parts = _MARK.split(compiled.render(compiled.new_state(), Random(0)))[0::2]
+        self.format = _percent_format(self.parts)
         self.seq_holes = [i for i, reads in enumerate(self.reads) if reads == "seq"]
 
     @classmethod
@@ -345,6 +357,7 @@ class MessageTemplate:
         """A stream's one-line `reply`: ``text`` with each ``{message}`` replaced by the message."""
         template = cls("")
         template.parts = text.split("{message}")
+        template.format = _percent_format(template.parts)
         template.holes = [lambda ctx: ctx.message.text if ctx.message is not None else ""] * (len(template.parts) - 1)
         template.reads = ["message"] * len(template.holes)
         return template
@@ -372,18 +385,20 @@ class MessageTemplate:
 
     def render(self, ctx: Context, state: list, rng: Random) -> str:
         """The message for ``ctx``; ``state`` advances ($seq counts the messages rendered with it)."""
-        if self.compiled is not None:
-            parts = _MARK.split(self.compiled.render(state, rng))[0::2]
-        else:
+        values = []
+        for hole in self.holes:  # a loop, not a comprehension: one function frame less for a hole or two
+            values.append(hole(ctx))
+        if self.compiled is None:
             state[0] += 1
-            parts = self.parts
-        values = [hole(ctx) for hole in self.holes]
+            for i in self.seq_holes:
+                values[i] = str(state[0])
+            return self.format % tuple(values)  # the literal parts with a %s for each hole
+        parts = _MARK.split(self.compiled.render(state, rng))[0::2]
         for i in self.seq_holes:
             values[i] = str(state[0])
-        out = [parts[0]]
-        for value, part in zip(values, parts[1:], strict=True):
-            out.append(value)
-            out.append(part)
+        out = parts + values  # then interleaved: literal, value, literal, ..., literal
+        out[0::2] = parts
+        out[1::2] = values
         return "".join(out)
 
     def around_frame(self, ctx: Context) -> tuple[bytes, bytes] | None:
@@ -399,6 +414,11 @@ class MessageTemplate:
         for value, part in zip(values[at + 1:], self.parts[at + 2:], strict=True):
             after += [value, part]
         return "".join(before).encode("utf-8"), "".join(after).encode("utf-8")
+
+
+def _percent_format(parts: list[str]) -> str:
+    """The literal parts of a template joined by ``%s``: ``format % values`` fills its holes in one step."""
+    return "%s".join(part.replace("%", "%%") for part in parts)
 
 
 def _has_generator(node: Any) -> bool:
@@ -496,8 +516,8 @@ class RuleSet:
         self.rules = tuple(rules)
         self.fallback = fallback
         # what a match without a regex answers, made once instead of per message
-        self._plain = tuple((rule.matcher, Answer(rule.actions, {}, i)) for i, rule in enumerate(self.rules))
-        self._fallback = Answer(fallback, {}, None) if fallback else None
+        self._plain = tuple((rule.matcher, Answer(rule.actions, _NO_GROUPS, i)) for i, rule in enumerate(self.rules))
+        self._fallback = Answer(fallback, _NO_GROUPS, None) if fallback else None
 
     def answer(self, message: Message) -> Answer | None:
         """The first rule that matches, else the fallback; None when nothing answers."""
