@@ -131,8 +131,14 @@ class Conversation:
             return
         message = Message(data.decode("utf-8", "replace") if binary else data.decode("utf-8"), binary)
         answer = rules.answer(message)
-        if answer is not None:
-            self.run(answer.actions, 0, Context(message, answer.groups))
+        if answer is None:
+            return
+        context = Context(message, answer.groups)
+        if answer.replies is None:
+            self.run(answer.actions, 0, context)
+            return
+        for template in answer.replies:  # replies only: nothing to start or wait for, so not through run()
+            self.client.send_message(self.text(template, context).encode("utf-8"))
 
     def end(self) -> None:
         """The connection is gone: every subscription and pending action ends with it."""

@@ -507,6 +507,7 @@ class Answer:
     actions: tuple[Action, ...]
     groups: dict[str, str | None]  # never changed: answers without groups are made once and shared
     rule: int | None  # the rule's index; None: the fallback
+    replies: tuple[MessageTemplate, ...] | None = None  # the templates, when every action is a reply
 
 
 class RuleSet:
@@ -516,21 +517,27 @@ class RuleSet:
         self.rules = tuple(rules)
         self.fallback = fallback
         # what a match without a regex answers, made once instead of per message
-        self._plain = tuple((rule.matcher, Answer(rule.actions, _NO_GROUPS, i)) for i, rule in enumerate(self.rules))
-        self._fallback = Answer(fallback, _NO_GROUPS, None) if fallback else None
+        self._plain = tuple((rule.matcher, Answer(rule.actions, _NO_GROUPS, i, _replies(rule.actions)))
+                            for i, rule in enumerate(self.rules))
+        self._fallback = Answer(fallback, _NO_GROUPS, None, _replies(fallback)) if fallback else None
 
     def answer(self, message: Message) -> Answer | None:
         """The first rule that matches, else the fallback; None when nothing answers."""
         for matcher, plain in self._plain:
             groups = matcher.match(message)
             if groups is not None:
-                return Answer(plain.actions, groups, plain.rule) if groups else plain
+                return Answer(plain.actions, groups, plain.rule, plain.replies) if groups else plain
         return self._fallback
 
     @property
     def examples(self) -> list[str]:
         """The example messages of the rules, in order."""
         return [rule.example for rule in self.rules if rule.example is not None]
+
+
+def _replies(actions: tuple[Action, ...]) -> tuple[MessageTemplate, ...] | None:
+    """The reply templates of actions that are all replies (the usual request/response rule), else None."""
+    return tuple(a.template for a in actions) if all(isinstance(a, Reply) for a in actions) else None
 
 
 def compile_rules(rules: Sequence[RuleConfig], fallback: Sequence[ActionConfig], streams: Sequence[str],
