@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fan-out benchmarks: this server against the original Node `ws` server, side by side.
 
-    python3 bench/run.py                      # every scenario, 3 alternating rounds (about 12 min when quiet)
+    python3 bench/run.py                      # every scenario, 3 alternating rounds (about 15 min when quiet)
     python3 bench/run.py --only 'seed|echo'   # some scenarios (a regex on their names)
     python3 bench/run.py --also /tmp/old      # a third server: another checkout of this project
     python3 bench/run.py --summarize bench/results/<timestamp>   # print an earlier run's table again
