@@ -264,7 +264,7 @@ class ActionConfig(_Model):
         unknown = [key for key in value if key not in ACTIONS]
         if unknown:
             hint = difflib.get_close_matches(str(unknown[0]), ACTIONS, n=1)
-            raise PydanticCustomError("unknown_action", "unknown action {name!r}{hint} (actions: {actions})",
+            raise PydanticCustomError("unknown_action", "unknown action '{name}'{hint} (actions: {actions})",
                                       {"name": unknown[0], "hint": f"; did you mean {hint[0]!r}?" if hint else "",
                                        "actions": ", ".join(ACTIONS)})
         if len(value) != 1:
