@@ -200,7 +200,14 @@ def describe(config: AppConfig, host: str, port: int, checked: bool = False, wat
             else f"Mock WebSocket server on {http}  (config {config.file})")
     rows = [("demo page", f"{http}/", "")]
     for stream in config.streams:
-        rows.append(("stream", f"{ws}{stream.path}", f"{stream.name}: {_stream_summary(config, stream.name)}"))
+        where = f"{ws}{stream.path}" if stream.path is not None else "(topic only)"
+        rules = config.rules.get(stream.path) if stream.path is not None else None
+        answers = f", {_count(len(rules.rules), 'rule')}" if rules is not None and rules.rules else ""
+        rows.append(("stream", where, f"{stream.name}: {_stream_summary(config, stream.name)}{answers}"))
+    for endpoint in config.settings.endpoints:
+        rules = config.rules[endpoint.path]
+        rows.append(("endpoint", f"{ws}{endpoint.path}", f"{_count(len(rules.rules), 'rule')}"
+                                                         f"{', a fallback' if rules.fallback else ''}"))
     if config.settings.echo is not None:
         rows.append(("echo", f"{ws}{config.settings.echo.path}", "sends every message back"))
     rows.append(("api", f"{http}/api/streams", ""))
@@ -211,6 +218,10 @@ def describe(config: AppConfig, host: str, port: int, checked: bool = False, wat
     if not checked:
         lines.append(("Edits to the config and mock files apply live. " if watching else "") + "Press Ctrl-C to stop.")
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def _stream_summary(config: AppConfig, name: str) -> str:
