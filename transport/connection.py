@@ -89,6 +89,7 @@ class Connection(asyncio.BufferedProtocol):
     __slots__ = ("transport", "parser", "deflate", "endpoint", "context", "path", "subprotocol", "window_bits",
                  "scanner", "fragments", "fragment_binary", "utf8", "is_open", "alive", "ping_sent_at",
                  "close_timer", "greeting", "max_message_bytes", "registry", "ended", "expiry")
+    kind = "websocket"
 
     def __init__(self, endpoint: Endpoint, path: str, greeting: bytes, *, subprotocol: str | None = None,
                  deflate: Any = None, max_message_bytes: int, registry: Connections,
@@ -118,7 +119,7 @@ class Connection(asyncio.BufferedProtocol):
 
     # -- the client interface (streams.client.Client)
 
-    def send(self, frame: Frame) -> bool:
+    def send(self, frame: Frame, seq: int | None = None) -> bool:
         """Queue a frame built once for many clients; False when this one is closing or gone."""
         if not self.is_open:
             return False
