@@ -79,7 +79,7 @@ def test_eventsource_on_the_servers_own_page_gets_the_stats(browser, server):
 class DashboardPage(BaseHTTPRequestHandler):
     """A front-end dev server's page (another port: another origin)."""
 
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+    def do_GET(self) -> None:
         body = b"<!doctype html><p>dashboard</p>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html")
