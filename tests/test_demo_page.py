@@ -77,6 +77,50 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         server.stop()
 
 
+SUBSCRIBE = '{"method":"SUBSCRIBE","params":["ticker"],"id":1}'
+UNSUBSCRIBE = '{"method":"UNSUBSCRIBE","params":["ticker"],"id":2}'
+STOMP_SUBSCRIBE = "SUBSCRIBE\r\nid:0\r\ndestination:/topic/ticker\r\n\r\n\0"
+TOKEN = "letmein"
+
+
+def write_rules_config(folder: Path) -> Path:
+    """Paths that answer by rules: a JSON subscribe endpoint, a STOMP-ish one, one that needs a token, a stream."""
+    envelope = {"stream": {"$stream": True}, "data": {"$frame": True}}
+    data = edit_config(base_config(), stats={"interval_ms": 1000}, replay=None)
+    data["streams"] += [
+        {"name": "ticker", "source": "random", "interval_ms": 30, "template": {"seq": {"$seq": True}}},  # a topic
+        {"name": "chat", "path": "/chat", "source": "random", "interval_ms": 1000, "template": {"n": 1},
+         "rules": [{"match": {"text": "ping"}, "example": "ping", "do": [{"reply": "pong"}]}]},
+    ]
+    data["endpoints"] = [
+        {"path": "/ws", "rules": [
+            {"match": {"json": {"method": "SUBSCRIBE"}}, "example": json.loads(SUBSCRIBE), "do": [
+                {"subscribe": {"stream": "{{message.params.0}}", "envelope": envelope}},
+                {"reply": {"result": None, "id": {"$message": "id"}}}]},
+            {"match": {"json": {"method": "UNSUBSCRIBE"}}, "example": json.loads(UNSUBSCRIBE), "do": [
+                {"unsubscribe": {"stream": "{{message.params.0}}"}},
+                {"reply": {"result": None, "id": {"$message": "id"}}}]},
+        ]},
+        {"path": "/stomp", "rules": [
+            {"match": {"regex": "^SUBSCRIBE\r\n"}, "example": STOMP_SUBSCRIBE, "do": [{"reply": "RECEIPT"}]},
+        ], "fallback": [{"reply": "ERROR {{message}}"}]},
+        {"path": "/secure", "auth": {"query": "token", "values": [TOKEN]},
+         "rules": [{"match": {"text": "hi"}, "example": "hi", "do": [{"reply": "hello"}]}]},
+    ]
+    return write_config(folder, data)
+
+
+@pytest.fixture(scope="module")
+def rules_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    folder = tmp_path_factory.mktemp("rules-server")
+    server = ServerProcess(write_rules_config(folder), free_port(), folder / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @contextmanager
 def open_page(browser: Browser, **context_options: Any) -> Iterator[Page]:
     """A page in a fresh browser context (en-US, 1280x900 unless overridden); fails on uncaught page errors."""
@@ -429,3 +473,47 @@ def test_page_fits_the_screen_without_sideways_scrolling_in_the_chosen_color_sch
             assert brightness < 64, background
         else:
             assert brightness > 192, background
+
+
+def test_picker_lists_rules_endpoints_but_not_topic_only_streams_and_an_endpoint_path_selects_one(
+    page: Page, rules_server: ServerProcess
+) -> None:
+    with page.expect_websocket() as first_socket:
+        page.goto(f"{rules_server.url}ws")
+
+    picker = page.get_by_test_id("stream-picker")
+    expect(picker.locator("optgroup")).to_have_count(2)
+    expect(picker.locator("optgroup[label=Streams] option")).to_have_text(["stats (/)", "chat (/chat)"])
+    expect(picker.locator("optgroup[label='Endpoints with rules'] option")).to_have_text(["/ws", "/stomp", "/secure"])
+    expect(picker).to_have_value("/ws")
+    assert first_socket.value.url == f"ws://127.0.0.1:{rules_server.port}/ws"
+    expect(status(page)).to_have_attribute("data-state", "open")
+    expect(page.get_by_test_id("fact-source")).to_have_text("rules endpoint")
+    expect(page.get_by_test_id("fact-rules")).to_have_text("answers by 2 rules")
+    expect(page.get_by_test_id("frame-empty")).to_contain_text("this endpoint sends what its rules answer")
+
+    with page.expect_websocket(lambda socket: socket.url.endswith("/chat")):
+        picker.select_option("chat")
+    expect(page).to_have_url(f"{rules_server.url}chat")
+    expect(page.get_by_test_id("fact-rules")).to_have_text("answers by 1 rule")
+
+
+def test_an_endpoint_that_needs_a_token_says_why_it_was_refused_and_takes_the_token_from_the_page_address(
+    page: Page, rules_server: ServerProcess
+) -> None:
+    page.goto(f"{rules_server.url}secure")
+    expect(page.get_by_test_id("fact-auth")).to_have_text("needs a token: ?token=")
+    hint = page.get_by_test_id("connection-hint")
+    expect(hint).to_contain_text("HTTP 401, missing token")
+    expect(hint).to_contain_text("Open this page as /secure?token=…")
+    expect(status(page)).to_contain_text("1006")
+
+    with page.expect_websocket() as socket:
+        page.goto(f"{rules_server.url}secure?token={TOKEN}")
+    assert socket.value.url == f"ws://127.0.0.1:{rules_server.port}/secure?token={TOKEN}"
+    expect(status(page)).to_have_attribute("data-state", "open")
+    expect(hint).to_be_hidden()
+    expect(page.get_by_test_id("snippet-code")).to_contain_text(f"/secure?token={TOKEN}')")
+    page.get_by_test_id("send-input").fill("hi")
+    page.get_by_test_id("send-button").click()
+    expect(page.locator("[data-direction=in] [data-testid=log-body]")).to_have_text(["hello"])
