@@ -4,6 +4,7 @@
 
 import { StatsCards, readStats } from "./cards.js";
 import { Connection, describeClose } from "./connection.js";
+import { ExamplePicker } from "./examples.js";
 import { formatBytes, formatClock, formatNumber, formatRate } from "./format.js";
 import { decodeFrame, utf8Length } from "./frames.js";
 import { renderJson } from "./json-view.js";
@@ -46,6 +47,7 @@ const cards = new StatsCards(ui.cards);
 const log = new MessageLog(byId("log"));
 const counters = new TrafficCounters();
 const showSnippet = setupSnippet(byId("snippet-code"), byId("snippet-copy"));
+const examples = new ExamplePicker(byId("examples"), byId("example-list"), ui.sendInput);
 
 let targets = [];
 let selected = null; // the target, {id, name, path, stream, endpoint} (streams.js targetsFrom)
@@ -66,6 +68,7 @@ function select(target) {
   const url = socketUrl(target.path);
   showSnippet(url);
   renderFacts(ui.facts, target);
+  examples.show(target.endpoint?.examples ?? []);
   ui.hint.hidden = true;
   ui.frameEmpty.textContent = target.stream !== null ? WAITING_FOR_FRAMES : WAITING_FOR_ANSWERS;
   connection = new Connection(url);
@@ -179,7 +182,7 @@ function setText(element, text) {
 
 function sendFromInput(event) {
   event.preventDefault();
-  const text = ui.sendInput.value;
+  const text = examples.messageFor(ui.sendInput.value);
   if (text === "") return;
   if (connection.send(text)) {
     log.add("out", text, utf8Length(text));
@@ -208,6 +211,7 @@ async function refreshTargets() {
   if (current) {
     selected = current; // the same stream or endpoint, with fresh counters and rules
     renderFacts(ui.facts, current);
+    examples.show(current.endpoint?.examples ?? []);
   }
 }
 
@@ -232,6 +236,13 @@ async function start() {
   });
   ui.toggle.addEventListener("click", () => (connection.wanted ? connection.disconnect() : connection.connect()));
   ui.sendForm.addEventListener("submit", sendFromInput);
+  ui.sendInput.addEventListener("keydown", (event) => {
+    // Enter sends, as in a one-line box; Shift+Enter starts a new line (a STOMP frame has several).
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      ui.sendForm.requestSubmit();
+    }
+  });
   ui.pause.addEventListener("click", () => {
     log.setPaused(!log.paused);
     ui.pause.setAttribute("aria-pressed", String(log.paused));
