@@ -66,7 +66,7 @@ function select(target) {
   // The server serves this page at every stream and endpoint path, so the address bar names the target.
   if (location.pathname !== target.path) history.replaceState(null, "", target.path + location.search);
   const url = socketUrl(target.path);
-  showSnippet(url);
+  showSnippet(url, target.endpoint?.examples[0]); // a path with rules: the snippet sends what they expect
   renderFacts(ui.facts, target);
   examples.show(target.endpoint?.examples ?? []);
   ui.hint.hidden = true;

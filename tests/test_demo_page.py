@@ -496,6 +496,8 @@ def test_picker_lists_rules_endpoints_but_not_topic_only_streams_and_an_endpoint
     expect(page.get_by_test_id("fact-source")).to_have_text("rules endpoint")
     expect(page.get_by_test_id("fact-rules")).to_have_text("answers by 2 rules")
     expect(page.get_by_test_id("frame-empty")).to_contain_text("this endpoint sends what its rules answer")
+    # The snippet sends what the endpoint expects, not a greeting it would ignore.
+    expect(page.get_by_test_id("snippet-code")).to_contain_text(f"socket.send('{SUBSCRIBE}');")
 
     with page.expect_websocket(lambda socket: socket.url.endswith("/chat")):
         picker.select_option("chat")
@@ -592,6 +594,7 @@ def test_streams_without_rule_examples_show_no_example_row(page: Page, rules_ser
     expect(page.get_by_test_id("stream-picker")).to_have_value("stats")
     expect(page.get_by_test_id("examples")).to_be_hidden()
     expect(page.get_by_test_id("frame-empty")).to_be_hidden()  # stats frames arrive
+    expect(page.get_by_test_id("snippet-code")).to_contain_text("socket.send('hello server!');")
 
 
 def test_long_rule_examples_fit_a_phone_screen(browser: Browser, rules_server: ServerProcess) -> None:
