@@ -173,6 +173,11 @@ class AuthConfig(_Model):
             return f"token not accepted: send one of the configured tokens in {where}"
         return None
 
+    def describe(self) -> dict[str, Any]:
+        """Where a client puts its token, for the HTTP API (never the accepted tokens)."""
+        return {"query": self.query, "header": self.header, "scheme": self.scheme,
+                "expires_after_s": self.expires_after_s}
+
 
 # -- conversations: rules that answer what a client sends (streams.rules does the answering)
 

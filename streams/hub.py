@@ -208,10 +208,11 @@ class Hub:
                 for sub in conversation.subscriptions.values():
                     by_stream[sub.stream.name] = by_stream.get(sub.stream.name, 0) + 1
             stream = self.stream_at(path)
+            auth = stream.config.auth if stream is not None else self.endpoint_at(path).auth
             endpoints.append({"path": path, "stream": stream.name if stream is not None else None,
                               "rules": len(rules.rules), "examples": rules.examples,
                               "clients": len(here) if stream is None else stream.subscriptions()["direct"],
-                              "subscriptions": by_stream})
+                              "subscriptions": by_stream, "auth": auth.describe() if auth is not None else None})
         return endpoints
 
     def describe(self) -> list[dict[str, Any]]:

@@ -470,6 +470,7 @@ class Stream:
             "frames_sent": self.frames_sent,
             "paused": self.paused,
             "faults": self.faults.describe() if self.faults is not None else None,
+            "auth": cfg.auth.describe() if cfg.auth is not None else None,
         }
 
 
