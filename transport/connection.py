@@ -157,6 +157,10 @@ class Connection(asyncio.BufferedProtocol):
             return
         self.is_open = False
         parser = self._parser()
+        if parser.state is not OPEN:
+            # the client's close came in the same read as the message being answered (a rule that closes):
+            # the parser has already queued its answer to it, which ends the connection
+            return
         parser.send_close(code, reason)
         self._write_all(parser.data_to_send())
         self._expect_end()
