@@ -436,7 +436,7 @@ async def test_the_api_shows_subscriptions_per_stream_and_per_endpoint(ws_connec
     endpoints = json.loads((await client.fetch(http_url("/api/endpoints"))).body)
     assert endpoints == [{"path": "/ws", "stream": None, "rules": 4,
                           "examples": ['{"method":"SUBSCRIBE","params":["counts"],"id":1}'],
-                          "clients": 1, "subscriptions": {"counts": 1, "ticks": 1}}]
+                          "clients": 1, "subscriptions": {"counts": 1, "ticks": 1}, "auth": None}]
 
 
 @pytest.mark.gen_test
