@@ -471,6 +471,7 @@ class Stream:
             "paused": self.paused,
             "faults": self.faults.describe() if self.faults is not None else None,
             "auth": cfg.auth.describe() if cfg.auth is not None else None,
+            "sse_event": cfg.sse_event,
         }
 
 

@@ -102,6 +102,14 @@ async def test_a_stream_names_its_events_and_sets_the_retry(events, http_port):
 
 
 @pytest.mark.gen_test
+@pytest.mark.config(streams=[dict(TICKS, sse_event="tick"), COUNTS])
+async def test_the_api_lists_each_streams_event_name(http_client, http_url):
+    """So a page knows whether to listen with addEventListener('tick') or onmessage."""
+    listed = json.loads((await http_client.fetch(http_url("/api/streams"))).body)
+    assert {s["name"]: s["sse_event"] for s in listed} == {"ticks": "tick", "counts": None}
+
+
+@pytest.mark.gen_test
 @pytest.mark.config(streams=[dict(TICKS, send_on_connect=False, interval_ms=600_000)], server={"sse_heartbeat_s": 0.05})
 async def test_an_idle_stream_sends_comment_heartbeats(http_port, http_server):
     reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
