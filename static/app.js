@@ -1,9 +1,10 @@
-// Demo page entry point: loads the streams and rules endpoints, keeps one Connection to the selected
-// one and feeds what arrives to the views (cards or JSON, log, counters). Frames are recorded as they
-// arrive and drawn at most once per animation frame, so fast streams do not flood the DOM.
+// Demo page entry point: loads the streams and rules endpoints, keeps one connection to the selected
+// one over the chosen transport (WebSocket, or Server-Sent Events for a stream) and feeds what arrives
+// to the views (cards or JSON, log, counters). Frames are recorded as they arrive and drawn at most
+// once per animation frame, so fast streams do not flood the DOM.
 
 import { StatsCards, readStats } from "./cards.js";
-import { Connection, describeClose } from "./connection.js";
+import { Connection, EventSourceConnection, NoConnection, describeClose } from "./connection.js";
 import { ExamplePicker } from "./examples.js";
 import { formatBytes, formatClock, formatNumber, formatRate } from "./format.js";
 import { decodeFrame, utf8Length } from "./frames.js";
@@ -11,6 +12,15 @@ import { renderJson } from "./json-view.js";
 import { MessageLog, TrafficCounters } from "./log.js";
 import { setupSnippet } from "./snippet.js";
 import { fetchTargets, refusalHint, renderFacts, renderPicker, socketUrl, targetForPath } from "./streams.js";
+import {
+  TransportSwitch,
+  chosenTransport,
+  detectSocketIo,
+  eventsUrl,
+  socketIoNames,
+  socketIoUrl,
+  withTransport,
+} from "./transports.js";
 
 const LIST_REFRESH_MS = 5000;
 const LIST_RETRY_MS = 2000;
@@ -18,6 +28,9 @@ const TICK_MS = 250; // status countdown, counters and the pause label
 const RICH_JSON_CHARS = 100_000; // larger frames are shown uncoloured: thousands of spans stall phones
 const WAITING_FOR_FRAMES = "Waiting for the first frame…";
 const WAITING_FOR_ANSWERS = "Nothing yet: this endpoint sends what its rules answer. Send it a message it expects.";
+const ONE_WAY = "Server-Sent Events are one-way: the page only listens (switch to WebSocket to send)";
+const NO_SOCKET_IO = "Socket.IO is not available on this server";
+const NO_SOCKET_IO_CLIENT = "This page cannot connect with Socket.IO yet";
 
 const byId = (id) => document.getElementById(id);
 const ui = {
@@ -35,6 +48,7 @@ const ui = {
   frameBody: byId("frame-body"),
   sendForm: byId("send-form"),
   sendInput: byId("send-input"),
+  sendButton: byId("send-button"),
   pause: byId("log-pause"),
   clear: byId("log-clear"),
   framesIn: byId("count-in"),
@@ -48,10 +62,13 @@ const log = new MessageLog(byId("log"));
 const counters = new TrafficCounters();
 const showSnippet = setupSnippet(byId("snippet-code"), byId("snippet-copy"));
 const examples = new ExamplePicker(byId("examples"), byId("example-list"), ui.sendInput);
+const transportSwitch = new TransportSwitch(byId("transport-switch"), byId("transport-note"), chooseTransport);
+const SEND_PLACEHOLDER = ui.sendInput.placeholder;
 
 let targets = [];
 let selected = null; // the target, {id, name, path, stream, endpoint} (streams.js targetsFrom)
-let connection = null;
+let connection = null; // a Connection, EventSourceConnection or NoConnection (connection.js)
+let socketIoHere = false; // whether the server answers Socket.IO (asked once, at start)
 let latest = null; // {frame, stats, time} shown in the frame panel
 let frameDirty = false;
 let drawQueued = false;
@@ -65,20 +82,91 @@ function select(target) {
   counters.reset();
   // The server serves this page at every stream and endpoint path, so the address bar names the target.
   if (location.pathname !== target.path) history.replaceState(null, "", target.path + location.search);
-  const url = socketUrl(target.path);
-  showSnippet(url, target.endpoint?.examples[0]); // a path with rules: the snippet sends what they expect
+  const transport = transportFor(target);
+  const how = howToReach(target, transport);
+  showSnippet(how);
+  renderTransport(target, transport);
   renderFacts(ui.facts, target);
-  examples.show(target.endpoint?.examples ?? []);
   ui.hint.hidden = true;
   ui.frameEmpty.textContent = target.stream !== null ? WAITING_FOR_FRAMES : WAITING_FOR_ANSWERS;
-  connection = new Connection(url);
+  connection = openConnection(how);
   connection.addEventListener("open", onOpen);
   connection.addEventListener("close", onClose);
   connection.addEventListener("state", () => renderStatus());
   connection.addEventListener("message", (event) => onFrame(event.data));
-  log.add("event", `connecting to ${url}`);
-  connection.connect();
+  connection.addEventListener("reset", (event) => onReset(event.data));
+  renderSendBox();
+  examples.show(offeredExamples(target));
+  if (connection instanceof NoConnection) {
+    log.add("event", `not connecting: ${connection.lastClose.reason}`);
+  } else {
+    log.add("event", `connecting to ${connection.url}`);
+    connection.connect();
+  }
   queueDraw();
+}
+
+/** The transport the page uses for a target: the chosen one for a stream; rules endpoints speak WebSocket only. */
+function transportFor(target) {
+  return target.stream !== null ? chosenTransport() : "websocket";
+}
+
+/** How to reach a target over a transport: what the snippet shows and the connection is made from. */
+function howToReach(target, transport) {
+  if (transport === "sse") {
+    return { transport, url: eventsUrl(target.path), event: target.stream.sse_event ?? null };
+  }
+  if (transport === "socketio") {
+    const { namespace, event } = socketIoNames(target.stream);
+    return { transport, url: socketIoUrl(namespace), event };
+  }
+  // a path with rules: the snippet sends what they expect
+  return { transport, url: socketUrl(target.path), message: target.endpoint?.examples[0] };
+}
+
+function openConnection({ transport, url, event }) {
+  if (transport === "sse") return new EventSourceConnection(url, event);
+  if (transport === "socketio") return new NoConnection(url, socketIoHere ? NO_SOCKET_IO_CLIENT : NO_SOCKET_IO);
+  return new Connection(url);
+}
+
+/** The user picked a transport: remember it in the address (a reload or a shared link keeps it) and reconnect. */
+function chooseTransport(id) {
+  history.replaceState(null, "", location.pathname + withTransport(location.search, id));
+  select(selected);
+}
+
+function renderTransport(target, transport) {
+  const off = {};
+  const unavailable = {};
+  let note = null;
+  if (target.stream === null) {
+    off.sse = off.socketio = "Rules endpoints speak WebSocket only";
+    note = "Rules endpoints speak WebSocket only: SSE and Socket.IO serve the streams.";
+  } else {
+    if (!socketIoHere) unavailable.socketio = `${NO_SOCKET_IO}; the snippet still shows the code`;
+    if (transport === "sse") note = "Server-Sent Events are one-way: the page only listens, it cannot send.";
+    if (transport === "socketio") {
+      note = socketIoHere
+        ? `${NO_SOCKET_IO_CLIENT}: the code below connects from your app.`
+        : `${NO_SOCKET_IO} (GET /socket.io/ fails): the code below is for a server that has it.`;
+    }
+  }
+  transportSwitch.render(transport, { off, unavailable, note });
+}
+
+/** The send box works only where messages can go to the server (not over one-way Server-Sent Events). */
+function renderSendBox() {
+  const { canSend } = connection;
+  ui.sendInput.disabled = !canSend;
+  ui.sendButton.disabled = !canSend;
+  ui.sendInput.placeholder = canSend ? SEND_PLACEHOLDER
+    : connection instanceof EventSourceConnection ? ONE_WAY : `Not connected: ${connection.lastClose.reason}`;
+}
+
+/** Rule examples to offer under the send box: none where nothing can be sent. */
+function offeredExamples(target) {
+  return connection.canSend ? target.endpoint?.examples ?? [] : [];
 }
 
 function onOpen() {
@@ -90,10 +178,11 @@ function onOpen() {
 
 function onClose() {
   const { lastClose, retryAt } = connection;
-  const retry = retryAt ? `; retrying in ${((retryAt - Date.now()) / 1000).toFixed(1)} s` : "";
+  let retry = retryAt ? `; retrying in ${((retryAt - Date.now()) / 1000).toFixed(1)} s` : "";
+  if (lastClose.browserRetries) retry = "; EventSource reconnects by itself";
   log.add("event", `closed: ${describeClose(lastClose)}${retry}`);
   // The browser hides a refused handshake's HTTP status and reason; say what it probably was.
-  const hint = lastClose.beforeOpen ? refusalHint(selected) : null;
+  const hint = lastClose.beforeOpen ? refusalHint(selected, location.search, connection.client) : null;
   ui.hint.hidden = hint === null;
   if (hint !== null) setText(ui.hint, hint);
   queueDraw();
@@ -113,6 +202,15 @@ function onFrame(data) {
     latest = { frame, stats: null, time: new Date() };
     frameDirty = true;
   }
+  queueDraw();
+}
+
+/** The server no longer has what this client missed (sse.md#resume): say so, and start the cards over. */
+function onReset(data) {
+  log.add("event", `reset: the frames missed while away are gone, the view starts over ${data}`);
+  cards.reset();
+  latest = null;
+  frameDirty = true;
   queueDraw();
 }
 
@@ -160,8 +258,11 @@ function renderStatus() {
   ui.status.dataset.state = state;
   setText(ui.status, text);
   // The countdown lives outside the live region so screen readers are not told every tick.
-  setText(ui.retry, retryAt ? `retrying in ${Math.max(0, (retryAt - Date.now()) / 1000).toFixed(1)} s` : "");
+  let retry = retryAt ? `retrying in ${Math.max(0, (retryAt - Date.now()) / 1000).toFixed(1)} s` : "";
+  if (state === "connecting" && lastClose?.browserRetries) retry = "EventSource reconnects by itself";
+  setText(ui.retry, retry);
   setText(ui.toggle, wanted ? "Disconnect" : "Connect");
+  ui.toggle.disabled = connection instanceof NoConnection;
   const title = `${selected.name} (${state}) · Mock WebSocket push server`;
   if (document.title !== title) document.title = title;
 }
@@ -211,7 +312,7 @@ async function refreshTargets() {
   if (current) {
     selected = current; // the same stream or endpoint, with fresh counters and rules
     renderFacts(ui.facts, current);
-    examples.show(current.endpoint?.examples ?? []);
+    examples.show(offeredExamples(current));
   }
 }
 
@@ -250,7 +351,7 @@ async function start() {
   });
   ui.clear.addEventListener("click", () => log.clear());
 
-  targets = await loadTargets();
+  [targets, socketIoHere] = await Promise.all([loadTargets(), detectSocketIo()]);
   if (targets.length === 0) {
     ui.loadError.hidden = false;
     ui.loadError.textContent = "The server has no streams or endpoints to connect to.";

@@ -3,6 +3,7 @@
 
 import { h } from "./dom.js";
 import { formatInterval, formatNumber } from "./format.js";
+import { passedOn } from "./transports.js";
 
 /**
  * Fetch the streams and rules endpoints as the picker's targets (see `targetsFrom`); throws with the
@@ -47,7 +48,7 @@ export function targetForPath(targets, pathname) {
  * ws: or wss: URL of a path on the host that served this page (works behind proxies and on a LAN),
  * with this page's query string, so a page opened as /ws?token=abc connects with ?token=abc.
  */
-export function socketUrl(path, search = location.search) {
+export function socketUrl(path, search = passedOn()) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${location.host}${path}${search}`;
 }
@@ -129,19 +130,20 @@ function tokenCarrier(auth) {
 /**
  * Why a handshake that never opened was probably refused, for a target that needs a token; null for
  * one that does not (then the server is more likely down). A browser's WebSocket sees only a 1006
- * close, never the HTTP 401 and its reason, so this is worked out from the API's `auth`.
+ * close, and its EventSource only an error, never the HTTP 401 and its reason, so this is worked out
+ * from the API's `auth`. `client` names what the page connects with.
  */
-export function refusalHint(target, search = location.search) {
+export function refusalHint(target, search = location.search, client = "WebSocket") {
   const auth = authOf(target);
   if (!auth) return null;
   const { path } = target;
   if (!auth.query) {
     return `The server refuses a handshake without the header ${tokenCarrier(auth)} (HTTP 401), and a browser's ` +
-      `WebSocket cannot send headers: connect to ${path} from your code.`;
+      `${client} cannot send headers: connect to ${path} from your code.`;
   }
   if (!new URLSearchParams(search).get(auth.query)) {
     return `The server refused the handshake (HTTP 401, missing token): ${path} needs ?${auth.query}=. ` +
-      `Open this page as ${path}?${auth.query}=… and the token is passed on to the WebSocket.`;
+      `Open this page as ${path}?${auth.query}=… and the token is passed on to the ${client}.`;
   }
   return `The handshake failed: if the server did not accept this page's ?${auth.query}= (HTTP 401, token not ` +
     "accepted), use one of the tokens in its config; the browser's console shows the HTTP status.";
