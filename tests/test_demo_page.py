@@ -23,7 +23,7 @@ if _missing is not None:
         pytest.fail(f"CI=true, so the browser tests must run, but {_missing}", pytrace=False)
     pytest.skip(_missing, allow_module_level=True)
 
-from playwright.sync_api import Browser, Locator, Page, Route, WebSocket, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Locator, Page, Request, Route, WebSocket, expect, sync_playwright  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -602,3 +602,287 @@ def test_long_rule_examples_fit_a_phone_screen(browser: Browser, rules_server: S
         page.goto(f"{rules_server.url}ws")
         expect(page.get_by_test_id("example")).to_have_count(2)
         assert page.evaluate("document.documentElement.scrollWidth") <= LAYOUTS["phone-dark"]["viewport"]["width"]
+
+
+# -- transports: WebSocket, Server-Sent Events (EventSource), Socket.IO
+
+
+def write_transports_config(folder: Path) -> Path:
+    """Streams for the transport switch: named events, a mixed replay, one whose clients are dropped often and
+    one that needs a token."""
+    (folder / "mixed.jsonl").write_text(MIXED_FRAMES, encoding="utf-8")
+    data = edit_config(base_config(), stats={"interval_ms": 30}, replay=None)
+    data["streams"] += [
+        {"name": "named", "path": "/named", "source": "random", "interval_ms": 30, "sse_event": "tick",
+         "template": {"n": {"$seq": True}}},
+        {"name": "mixed", "path": "/mixed", "source": "replay", "file": "mixed.jsonl", "interval_ms": 50},
+        # dropped every ~0.5 s; EventSource is back 200 ms later
+        {"name": "flaky", "path": "/flaky", "source": "random", "interval_ms": 30, "sse_retry_ms": 200,
+         "template": {"t": {"$seq": True}}, "faults": {"disconnect_every_s": 0.5}},
+        {"name": "secret", "path": "/secret", "source": "random", "interval_ms": 30, "template": {"n": 1},
+         "auth": {"query": "token", "values": [TOKEN]}},
+    ]
+    return write_config(folder, data)
+
+
+@pytest.fixture(scope="module")
+def transports_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    folder = tmp_path_factory.mktemp("transports-server")
+    server = ServerProcess(write_transports_config(folder), free_port(), folder / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def is_event_stream(request: Request) -> bool:
+    return request.resource_type == "eventsource"
+
+
+def transport(page: Page, name: str) -> Locator:
+    return page.get_by_test_id(f"transport-{name}")
+
+
+def snippet(page: Page) -> Locator:
+    return page.get_by_test_id("snippet-code")
+
+
+def test_sse_switch_fills_the_cards_and_log_over_eventsource_and_disables_the_send_box(
+    page: Page, server: ServerProcess
+) -> None:
+    sockets = SocketRecorder(page)
+    page.goto(server.url)
+    expect(status(page)).to_have_attribute("data-state", "open")
+    expect(transport(page, "websocket")).to_be_checked()
+
+    with page.expect_request(is_event_stream) as request:
+        transport(page, "sse").check()
+    assert request.value.url == server.url
+    assert request.value.headers["accept"] == "text/event-stream"
+    expect(page).to_have_url(f"{server.url}?transport=sse")
+    expect(status(page)).to_have_attribute("data-state", "open")
+    expect(status(page)).to_have_text("open")
+    if not sockets.sockets[0].is_closed():
+        sockets.sockets[0].wait_for_event("close")  # the WebSocket was closed, not left running beside it
+    assert len(sockets.sockets) == 1
+
+    expect(page.get_by_test_id("card")).to_have_count(len(CATEGORY_NAMES))
+    count_in = page.get_by_test_id("count-in")
+    received_then = int(count_in.text_content().replace(",", ""))
+    page.wait_for_function(
+        "n => Number(document.querySelector('[data-testid=count-in]').textContent.replace(/,/g, '')) >= n",
+        arg=received_then + 5,
+    )
+    assert {"face", "car", "wifi"} <= set(json.loads(received(page)[0]))
+    log_events = page.locator("[data-direction=event] [data-testid=log-body]")
+    expect(log_events.filter(has_text="open: ").first).to_have_text(f"open: {server.url}")  # newest first
+
+    send_box = page.get_by_test_id("send-input")
+    expect(send_box).to_be_disabled()
+    expect(page.get_by_test_id("send-button")).to_be_disabled()
+    expect(send_box).to_have_attribute("placeholder", re.compile("one-way"))
+    expect(page.get_by_test_id("transport-note")).to_have_text(
+        "Server-Sent Events are one-way: the page only listens, it cannot send.")
+    expect(snippet(page)).to_have_text(
+        f"const events = new EventSource('{server.url}');\n\n"
+        "// EventSource reconnects by itself after a drop and resumes after event.lastEventId\n"
+        "events.onmessage = (event) => {\n"
+        "  console.log('message from server', event.lastEventId, event.data);\n"
+        "};"
+    )
+
+    # Back to WebSocket: the address forgets the choice, and sending works again.
+    with page.expect_websocket():
+        transport(page, "websocket").check()
+    expect(page).to_have_url(server.url)
+    expect(status(page)).to_have_attribute("data-state", "open")
+    expect(send_box).to_be_enabled()
+    expect(page.get_by_test_id("transport-note")).to_be_hidden()
+    expect(snippet(page)).to_contain_text(f"new WebSocket('ws://127.0.0.1:{server.port}/');")
+
+
+def test_page_opened_with_transport_sse_uses_it_and_passes_the_rest_of_the_query_on(page: Page,
+                                                                                      server: ServerProcess) -> None:
+    """?transport= is the page's own; the stream gets the other fields (a token, say) exactly as typed."""
+    sockets = SocketRecorder(page)
+    with page.expect_request(is_event_stream) as request:
+        page.goto(f"{server.url}other?transport=sse&token=a%20b")
+
+    assert request.value.url == f"{server.url}other?token=a%20b"
+    expect(page.get_by_test_id("stream-picker")).to_have_value("other")
+    expect(transport(page, "sse")).to_be_checked()
+    expect(status(page)).to_have_attribute("data-state", "open")
+    expect(page.locator("[data-direction=in]").nth(2)).to_be_attached()
+    assert "seq" in json.loads(received(page)[0])
+    expect(snippet(page)).to_contain_text(f"new EventSource('{server.url}other?token=a%20b');")
+    assert sockets.sockets == []
+
+    # Another stream keeps the choice.
+    with page.expect_request(lambda r: is_event_stream(r) and r.url.endswith("/fast?token=a%20b")):
+        page.get_by_test_id("stream-picker").select_option("fast")
+    expect(page).to_have_url(f"{server.url}fast?transport=sse&token=a%20b")
+
+
+def test_sse_listens_to_a_streams_named_events_and_decodes_binary_ones(page: Page,
+                                                                         transports_server: ServerProcess) -> None:
+    page.goto(f"{transports_server.url}named?transport=sse")
+    expect(status(page)).to_have_attribute("data-state", "open")
+    expect(page.locator("[data-direction=in]").nth(2)).to_be_attached()
+    numbers = [json.loads(text)["n"] for text in received(page)]
+    assert numbers == list(range(numbers[0], numbers[0] - len(numbers), -1))  # every event, newest first
+    expect(snippet(page)).to_contain_text(
+        f"const events = new EventSource('{transports_server.url}named');\n\n"
+        "// EventSource reconnects by itself after a drop and resumes after event.lastEventId\n"
+        "events.addEventListener('tick', (event) => {"
+    )
+
+    page.get_by_test_id("stream-picker").select_option("mixed")
+    body = page.locator("[data-direction=in] [data-testid=log-body]")
+    expect(body.filter(has_text="binary: ").first).to_have_text("binary: 00 01 02 ff")
+    expect(body.filter(has_text="plain ").first).to_have_text("plain <i>text</i>")
+    expect(page.get_by_test_id("frame-body")).to_have_text('{\n  "after": "json"\n}')
+
+
+# Every text the status shows, in order (a MutationObserver sees each change, however brief).
+RECORD_STATUS = """() => {
+  window.statuses = [];
+  const status = document.querySelector('[data-testid=connection-status]');
+  new MutationObserver(() => window.statuses.push(status.textContent))
+    .observe(status, {childList: true, characterData: true, subtree: true});
+}"""
+
+
+def test_sse_shows_the_browsers_own_reconnect_after_a_disconnect_fault(page: Page,
+                                                                         transports_server: ServerProcess) -> None:
+    page.goto(f"{transports_server.url}flaky?transport=sse")
+    expect(status(page)).to_have_attribute("data-state", "open")
+    page.evaluate(RECORD_STATUS)
+
+    log_events = page.locator("[data-direction=event] [data-testid=log-body]")
+    expect(log_events.filter(has_text="open: ").nth(1)).to_be_attached()  # the first, and one after a drop
+    expect(log_events.filter(has_text="closed: ").first).to_have_text(
+        "closed: the event stream ended; EventSource reconnects by itself")
+    statuses = page.evaluate("window.statuses")
+    assert statuses[:2] == ["reconnecting (attempt 1)", "open"], statuses
+    frames_then = len(received(page))
+    expect(page.locator("[data-direction=in]").nth(frames_then + 2)).to_be_attached()  # frames flow again
+
+
+def test_sse_after_a_server_restart_reconnects_by_itself_and_shows_the_reset(browser: Browser,
+                                                                              tmp_path: Path) -> None:
+    """A shared random stream starts a new timeline on restart, so the Last-Event-ID the browser resumes with
+    is unknown: the server sends a reset event, which the log shows before the new frames."""
+    data = edit_config(base_config(), stats={"interval_ms": 30, "timeline": "shared", "sse_retry_ms": 100},
+                       replay=None)
+    server = ServerProcess(write_config(tmp_path, data), free_port(), tmp_path / "server.log")
+    try:
+        server.start()
+        with open_page(browser) as page:
+            page.goto(f"{server.url}?transport=sse")
+            expect(status(page)).to_have_attribute("data-state", "open")
+            expect(page.get_by_test_id("card")).to_have_count(len(CATEGORY_NAMES))
+
+            server.stop()
+            expect(status(page)).to_have_text(re.compile(r"^reconnecting \(attempt \d+\)$"))
+            expect(page.get_by_test_id("connection-retry")).to_have_text("EventSource reconnects by itself")
+
+            server.start()  # same port
+            expect(status(page)).to_have_attribute("data-state", "open", timeout=15_000)
+            reset = page.locator("[data-direction=event] [data-testid=log-body]", has_text="reset: ")
+            expect(reset).to_have_count(1)
+            expect(reset).to_contain_text('{"reset":{"since":')
+            expect(page.get_by_test_id("card")).to_have_count(len(CATEGORY_NAMES))  # the cards start over
+    finally:
+        server.stop()
+
+
+def test_socketio_is_marked_unavailable_here_yet_shows_its_io_snippet(page: Page, server: ServerProcess) -> None:
+    """This server has no Socket.IO (GET /socket.io/ is 404): the page says so and does not connect."""
+    page.goto(server.url)
+    expect(status(page)).to_have_attribute("data-state", "open")
+    option = page.locator(".transport-option", has=transport(page, "socketio"))
+    expect(option).to_have_attribute("data-unavailable", "true")
+    expect(option).to_have_attribute("title", re.compile("^Socket.IO is not available on this server"))
+
+    transport(page, "socketio").check()
+    expect(page).to_have_url(f"{server.url}?transport=socketio")
+    expect(status(page)).to_have_text("closed · Socket.IO is not available on this server")
+    expect(page.get_by_test_id("connection-toggle")).to_be_disabled()
+    expect(page.get_by_test_id("send-input")).to_be_disabled()
+    expect(page.get_by_test_id("transport-note")).to_contain_text("Socket.IO is not available on this server")
+    expect(snippet(page)).to_have_text(
+        "import { io } from 'socket.io-client';\n\n"
+        f"const socket = io('http://127.0.0.1:{server.port}');\n\n"
+        "socket.on('stats', (data) => {\n"
+        "  console.log('stats from server', data);\n"
+        "});"
+    )
+    page.get_by_test_id("stream-picker").select_option("other")  # namespace: the path; event: the name
+    expect(snippet(page)).to_contain_text(f"const socket = io('http://127.0.0.1:{server.port}/other');")
+    expect(snippet(page)).to_contain_text("socket.on('other', (data) => {")
+
+
+def test_socketio_snippet_follows_the_streams_socketio_block_and_the_server_probe(page: Page,
+                                                                                   server: ServerProcess) -> None:
+    """A server with Socket.IO answers the Engine.IO polling handshake; its streams may rename the namespace and
+    event (`socketio: {namespace, event}`). Both are simulated here by answering in the browser."""
+
+    def with_socketio(route: Route) -> None:
+        streams = route.fetch().json()
+        renamed = {"namespace": "/live", "event": "tick"}
+        route.fulfill(json=[{**stream, "socketio": renamed} if stream["name"] == "stats" else stream
+                            for stream in streams])
+
+    page.route("**/api/streams", with_socketio)
+    page.route("**/socket.io/?EIO=4&transport=polling",
+               lambda route: route.fulfill(body='0{"sid":"x","upgrades":["websocket"],"pingInterval":25000,'
+                                                '"pingTimeout":20000,"maxPayload":1000000}'))
+    try:
+        page.goto(f"{server.url}?transport=socketio")
+        expect(transport(page, "socketio")).to_be_checked()
+        expect(page.locator(".transport-option", has=transport(page, "socketio"))).to_have_attribute(
+            "data-unavailable", "false")
+        expect(snippet(page)).to_contain_text(f"const socket = io('http://127.0.0.1:{server.port}/live');")
+        expect(snippet(page)).to_contain_text("socket.on('tick', (data) => {")
+    finally:
+        page.unroute_all(behavior="wait")
+
+
+def test_rules_endpoints_speak_websocket_only_whatever_the_choice(page: Page, rules_server: ServerProcess) -> None:
+    sockets = SocketRecorder(page)
+    page.goto(f"{rules_server.url}ws?transport=sse")
+    expect(status(page)).to_have_attribute("data-state", "open")
+    assert sockets.urls() == [f"ws://127.0.0.1:{rules_server.port}/ws"]  # without the page's ?transport=
+    expect(transport(page, "websocket")).to_be_checked()
+    expect(transport(page, "sse")).to_be_disabled()
+    expect(transport(page, "socketio")).to_be_disabled()
+    expect(page.get_by_test_id("transport-note")).to_contain_text("Rules endpoints speak WebSocket only")
+    expect(page.get_by_test_id("example")).to_have_count(2)
+    expect(snippet(page)).to_contain_text(f"new WebSocket('ws://127.0.0.1:{rules_server.port}/ws');")
+
+    # A stream gets the remembered choice back; its rule examples go, as nothing can be sent.
+    with page.expect_request(lambda r: is_event_stream(r) and r.url.endswith("/chat")):
+        page.get_by_test_id("stream-picker").select_option("chat")
+    expect(transport(page, "sse")).to_be_checked()
+    expect(status(page)).to_have_attribute("data-state", "open")
+    expect(page.get_by_test_id("examples")).to_be_hidden()
+    expect(page.get_by_test_id("send-input")).to_be_disabled()
+
+
+def test_sse_to_a_stream_that_needs_a_token_says_why_it_was_refused_and_takes_the_token_from_the_address(
+    page: Page, transports_server: ServerProcess
+) -> None:
+    """The browser's EventSource sees no HTTP 401 either, only an error: the hint is worked out the same way."""
+    page.goto(f"{transports_server.url}secret?transport=sse")
+    hint = page.get_by_test_id("connection-hint")
+    expect(hint).to_contain_text("HTTP 401, missing token")
+    expect(hint).to_contain_text("the token is passed on to the EventSource")
+    closed = page.locator("[data-direction=event] [data-testid=log-body]", has_text="closed: ").first
+    expect(closed).to_have_text(re.compile(r"^closed: refused; retrying in \d+\.\d s$"))
+
+    with page.expect_request(is_event_stream) as request:
+        page.goto(f"{transports_server.url}secret?transport=sse&token={TOKEN}")
+    assert request.value.url == f"{transports_server.url}secret?token={TOKEN}"
+    expect(status(page)).to_have_attribute("data-state", "open")
+    expect(hint).to_be_hidden()
