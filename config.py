@@ -190,6 +190,7 @@ class MatchConfig(_Model):
     field: StrictStr | None = None  # a JSON path (payload.query, params.0) that regex / equals test
     equals: Any = None  # the value at `field` equals this (JSON); `equals: null` tests for null
     binary: StrictBool | None = None  # only binary (true) or only text (false) messages
+    event: StrictStr | None = None  # the Socket.IO event name, exactly; WebSocket messages have none
 
     @model_validator(mode="after")
     def _consistent(self) -> MatchConfig:

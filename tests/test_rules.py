@@ -107,6 +107,15 @@ def test_text_and_binary_are_told_apart():
     assert matcher(text="ping").match(message("ping ")) is None
 
 
+def test_an_event_condition_matches_that_socketio_event_only_and_never_a_websocket_message():
+    ping = matcher(event="ping", json={"n": 1})
+    assert ping.match(Message('{"n":1}', False, event="ping")) == {}
+    assert ping.match(Message('{"n":1}', False, event="pong")) is None
+    assert ping.match(Message('{"n":1}', False, event="Ping")) is None  # exact, case included
+    assert ping.match(message('{"n":1}')) is None  # a WebSocket message has no event
+    assert matcher(json={"n": 1}).match(Message('{"n":1}', False, event="ping")) == {}  # no event: any
+
+
 def test_the_first_matching_rule_wins_and_the_fallback_takes_the_rest():
     rules, problems = compile_rules(
         [RuleConfig.model_validate(r) for r in ({"match": {"text": "a"}, "do": [{"reply": "1"}]},
