@@ -6,9 +6,14 @@ from typing import Protocol
 
 from streams.sources import Frame
 
+# what Client.transport_name may be; the HTTP API counts each stream's clients by it
+TRANSPORTS = ("websocket", "socketio")
+
 
 class Client(Protocol):
     """A connected client (``transport.connection.Connection`` is one; tests use a fake)."""
+
+    transport_name: str  # which of TRANSPORTS carries it
 
     @property
     def is_open(self) -> bool:

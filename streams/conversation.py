@@ -64,6 +64,10 @@ class Subscription:
     # -- the client interface (streams.client.Client), for the stream
 
     @property
+    def transport_name(self) -> str:
+        return self.conversation.client.transport_name
+
+    @property
     def is_open(self) -> bool:
         return self.conversation.client.is_open
 

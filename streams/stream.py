@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from tornado.ioloop import IOLoop
 
 from config import ServerConfig, StreamConfig
-from streams.client import Client
+from streams.client import TRANSPORTS, Client
 from streams.clock import Clock
 from streams.schedule import Schedule, Timeline, rebase
 from streams.sources import Frame, Source
@@ -393,6 +393,13 @@ class Stream:
         topics = sum(sub.topic for sub in self._subscribers.values())
         return {"direct": len(self._subscribers) - topics, "topic": topics}
 
+    def transports(self) -> dict[str, int]:
+        """The clients by the transport that carries them (a topic subscription: its connection's)."""
+        counts = dict.fromkeys(TRANSPORTS, 0)
+        for client in self._subscribers:
+            counts[client.transport_name] = counts.get(client.transport_name, 0) + 1
+        return counts
+
     def describe(self) -> dict[str, Any]:
         """The stream as the HTTP API shows it."""
         cfg = self.config
@@ -404,6 +411,7 @@ class Stream:
             "timeline": cfg.timeline,
             "clients": self.clients,
             "subscriptions": self.subscriptions(),
+            "transports": self.transports(),
             "frames_sent": self.frames_sent,
             "paused": self.paused,
             "faults": self.faults.describe() if self.faults is not None else None,

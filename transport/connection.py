@@ -89,6 +89,7 @@ class Connection(asyncio.BufferedProtocol):
     __slots__ = ("transport", "parser", "deflate", "endpoint", "context", "path", "subprotocol", "window_bits",
                  "scanner", "fragments", "fragment_binary", "utf8", "is_open", "alive", "ping_sent_at",
                  "close_timer", "greeting", "max_message_bytes", "registry", "ended", "expiry")
+    transport_name = "websocket"  # for the HTTP API's count of clients by transport
 
     def __init__(self, endpoint: Endpoint, path: str, greeting: bytes, *, subprotocol: str | None = None,
                  deflate: Any = None, max_message_bytes: int, registry: Connections,
