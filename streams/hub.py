@@ -65,6 +65,14 @@ class Hub:
         """The stream served at a URL path, if any."""
         return next((s for s in self.streams.values() if s.config.path == path), None)
 
+    def stream_in_namespace(self, namespace: str) -> Stream | None:
+        """The stream served in a Socket.IO namespace (its path, unless `socketio.namespace`), if any."""
+        return next((s for s in self.streams.values() if s.config.socketio_namespace == namespace), None)
+
+    def namespaces(self) -> list[str]:
+        """Every Socket.IO namespace a stream is served in."""
+        return [s.config.socketio_namespace for s in self.streams.values() if s.config.socketio_namespace is not None]
+
     def endpoint_at(self, path: str) -> EndpointConfig | None:
         """The rules endpoint (no stream of its own) served at a URL path, if any."""
         return next((e for e in self.config.settings.endpoints if e.path == path), None)
