@@ -42,7 +42,7 @@ class Hub:
     def __init__(self, config: AppConfig) -> None:
         self.config = config
         self.streams: dict[str, Stream] = {}
-        self.sockets: set[Client] = set()  # every open WebSocket, echo included
+        self.sockets: set[Client] = set()  # every open client: WebSockets (echo included) and Socket.IO sessions
         self.file_client_limit: int | None = None  # what the open-file limit leaves room for, when known
         self.conversations: set[Any] = set()  # every connection answering by rules (streams.conversation)
         self._rules_rngs: dict[str, Random] = {}
@@ -98,12 +98,12 @@ class Hub:
     # -- sockets
 
     def add_socket(self, client: Client) -> None:
-        """Count an open WebSocket (for max_clients and shutdown)."""
+        """Count an open client, a WebSocket or a Socket.IO session (for max_clients and shutdown)."""
         self.sockets.add(client)
         self._closed.clear()
 
     def remove_socket(self, client: Client) -> None:
-        """Forget a closed WebSocket."""
+        """Forget a closed client."""
         self.sockets.discard(client)
         if not self.sockets:
             self._closed.set()

@@ -9,6 +9,7 @@ starts polling and moves to WebSocket.
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.error import HTTPError
-from urllib.request import Request
+from urllib.request import ProxyHandler, Request, build_opener
 
 import pytest
 
@@ -24,7 +25,7 @@ from browser import launch_chromium, missing_browser_reason
 from config import ConfigError
 from handlers.socket_io import WANTS_ACK, AckAwarePacket
 from node_clients import NodeUnavailableError, node_modules, run_node, start_node
-from server_process import ServerProcess, _direct, free_port, get_json
+from server_process import ServerProcess, free_port, get_json
 from streams.build import load_config
 from support import CATEGORIES, base_config, missing_tool, write_config
 
@@ -232,7 +233,7 @@ def polling_handshake(server: ServerProcess, origin: str) -> tuple[int, str | No
     """An Engine.IO polling handshake from a page at ``origin``: the status and Access-Control-Allow-Origin."""
     request = Request(f"{server.url}socket.io/?EIO=4&transport=polling", headers={"Origin": origin})
     try:
-        with _direct.open(request, timeout=2) as response:
+        with build_opener(ProxyHandler({})).open(request, timeout=2) as response:  # no proxy for 127.0.0.1
             return response.status, response.headers.get("Access-Control-Allow-Origin")
     except HTTPError as e:
         return e.code, e.headers.get("Access-Control-Allow-Origin")
@@ -298,6 +299,34 @@ def test_a_stream_added_by_an_edit_gets_its_namespace_and_loses_it_when_removed(
           finish((await next(connect('/added'), 'connect_error')).message);
         });""", base, "websocket", timeout=15))
         assert refused.startswith("no stream in the namespace /added")
+
+
+# -- shutdown
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_shutdown_drops_socketio_connections_so_clients_keep_retrying(tmp_path, node_modules_folder, transport):
+    """SIGTERM drops the connection (a Socket.IO disconnect would tell the client not to come back)."""
+    with ServerProcess(write_config(tmp_path, base_config()), free_port(), tmp_path / "server.log") as server:
+        client = start_node(PRELUDE + """main(async () => {
+          const socket = connect('/');
+          await next(socket, 'stats');
+          console.log('"joined"');
+          const reason = await next(socket, 'disconnect');
+          finish({reason, retries: socket.active});
+        });""", f"http://127.0.0.1:{server.port}", transport)
+        try:
+            assert json.loads(client.stdout.readline()) == "joined"
+            server.process.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            assert server.process.wait(timeout=3) == 0
+            assert time.monotonic() - started < 2
+            out, err = client.communicate(timeout=10)
+        finally:
+            client.kill()
+    assert client.returncode == 0, err
+    result = json.loads(out)
+    assert result["reason"] in ("transport close", "transport error") and result["retries"] is True
 
 
 # -- Chromium: the browser bundle, from a page on another origin (a front-end dev server)
