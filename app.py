@@ -12,6 +12,7 @@ from handlers.api import ApiNotFoundHandler, EndpointsHandler, HealthHandler, St
 from handlers.control import FaultsHandler, PauseHandler, PushFrameHandler, ResumeHandler, SeekHandler, StreamHandler
 from handlers.demo import DemoHandler
 from handlers.echo import EchoEndpoint, EchoHandler
+from handlers.events import EventsEndpoint
 from handlers.push import PushEndpoint, PushHandler
 from handlers.rules import RulesEndpoint, RulesHandler
 from handlers.socket_io import SocketIoGateway, socketio_handler
@@ -66,7 +67,9 @@ def make_app(hub: Hub, **settings: object) -> Application:
     socket_io = SocketIoGateway(hub)
     connections = Connections(lambda: (hub.server.ping_interval_s, hub.server.ping_timeout_s))
     echo = {"hub": hub, "connections": connections, "endpoint": EchoEndpoint(hub)}
-    push = {"hub": hub, "connections": connections, "endpoint": PushEndpoint(hub)}
+    events = Connections(lambda: (hub.server.sse_heartbeat_s, 0.0))  # event streams: a comment line as heartbeat
+    push = {"hub": hub, "connections": connections, "endpoint": PushEndpoint(hub), "events": events,
+            "events_endpoint": EventsEndpoint(hub)}
     rules = {"hub": hub, "connections": connections, "endpoint": RulesEndpoint(hub)}
     return Application(
         [

@@ -73,6 +73,7 @@ class ServerConfig(_Model):
     compression: StrictBool = False  # permessage-deflate with clients that offer it
     tls: TlsConfig | None = None
     max_subscriptions_per_client: PositiveInt = 100  # topic subscriptions one connection may hold (rules)
+    sse_heartbeat_s: Annotated[Number, Field(ge=0)] = 15.0  # a comment line this often keeps proxies open; 0: off
 
     def origin_allowed(self, origin: str) -> bool:
         """Whether a browser page at ``origin`` may open a WebSocket here."""
@@ -171,6 +172,11 @@ class AuthConfig(_Model):
         if self.values is not None and token not in self.values:
             return f"token not accepted: send one of the configured tokens in {where}"
         return None
+
+    def describe(self) -> dict[str, Any]:
+        """Where a client puts its token, for the HTTP API (never the accepted tokens)."""
+        return {"query": self.query, "header": self.header, "scheme": self.scheme,
+                "expires_after_s": self.expires_after_s}
 
 
 # -- conversations: rules that answer what a client sends (streams.rules does the answering)
@@ -337,6 +343,9 @@ class StreamConfig(_Model):
     faults: FaultsConfig | None = None  # off unless set (streams.faults)
     subprotocols: Subprotocols | None = None  # None: accept the first protocol a client offers
     auth: AuthConfig | None = None  # None: anyone may connect
+    history: Annotated[StrictInt, Field(ge=0, le=100_000)] = 100  # shared: frames kept for clients that resume
+    sse_event: Annotated[StrictStr, Field(pattern=r"^[^\r\n:]+$")] | None = None  # SSE event name; None: message
+    sse_retry_ms: Annotated[StrictInt, Field(ge=0)] = 1000  # how soon an EventSource reconnects
     rules: tuple[RuleConfig, ...] = ()  # answers to what clients send (before `reply`)
     fallback: tuple[ActionConfig, ...] = ()  # when no rule matches (`reply` is the one-line form)
     socketio: SocketIoConfig | None = None  # None: the namespace is the path, the event is the name

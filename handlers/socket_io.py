@@ -84,7 +84,7 @@ class SocketIoSession:
     out before the disconnect that ends it).
     """
 
-    transport_name = "socketio"
+    kind = "socketio"  # for the API's count of clients by transport
 
     def __init__(self, gateway: SocketIoGateway, sid: str, namespace: str, stream: Stream) -> None:
         self.gateway = gateway

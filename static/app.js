@@ -1,26 +1,30 @@
-// Demo page entry point: loads the stream list, keeps one Connection to the selected stream and
-// feeds what arrives to the views (cards or JSON, log, counters). Frames are recorded as they
+// Demo page entry point: loads the streams and rules endpoints, keeps one Connection to the selected
+// one and feeds what arrives to the views (cards or JSON, log, counters). Frames are recorded as they
 // arrive and drawn at most once per animation frame, so fast streams do not flood the DOM.
 
 import { StatsCards, readStats } from "./cards.js";
 import { Connection, describeClose } from "./connection.js";
+import { ExamplePicker } from "./examples.js";
 import { formatBytes, formatClock, formatNumber, formatRate } from "./format.js";
 import { decodeFrame, utf8Length } from "./frames.js";
 import { renderJson } from "./json-view.js";
 import { MessageLog, TrafficCounters } from "./log.js";
 import { setupSnippet } from "./snippet.js";
-import { fetchStreams, renderFacts, renderPicker, streamForPath, streamUrl } from "./streams.js";
+import { fetchTargets, refusalHint, renderFacts, renderPicker, socketUrl, targetForPath } from "./streams.js";
 
-const STREAMS_REFRESH_MS = 5000;
-const STREAMS_RETRY_MS = 2000;
+const LIST_REFRESH_MS = 5000;
+const LIST_RETRY_MS = 2000;
 const TICK_MS = 250; // status countdown, counters and the pause label
 const RICH_JSON_CHARS = 100_000; // larger frames are shown uncoloured: thousands of spans stall phones
+const WAITING_FOR_FRAMES = "Waiting for the first frame…";
+const WAITING_FOR_ANSWERS = "Nothing yet: this endpoint sends what its rules answer. Send it a message it expects.";
 
 const byId = (id) => document.getElementById(id);
 const ui = {
   loadError: byId("load-error"),
   picker: byId("stream-picker"),
   facts: byId("stream-facts"),
+  hint: byId("connection-hint"),
   status: byId("connection-status"),
   retry: byId("connection-retry"),
   toggle: byId("connection-toggle"),
@@ -43,26 +47,30 @@ const cards = new StatsCards(ui.cards);
 const log = new MessageLog(byId("log"));
 const counters = new TrafficCounters();
 const showSnippet = setupSnippet(byId("snippet-code"), byId("snippet-copy"));
+const examples = new ExamplePicker(byId("examples"), byId("example-list"), ui.sendInput);
 
-let streams = [];
-let selected = null; // the stream object from /api/streams
+let targets = [];
+let selected = null; // the target, {id, name, path, stream, endpoint} (streams.js targetsFrom)
 let connection = null;
 let latest = null; // {frame, stats, time} shown in the frame panel
 let frameDirty = false;
 let drawQueued = false;
 
-function select(stream) {
+function select(target) {
   connection?.dispose();
-  selected = stream;
+  selected = target;
   latest = null;
   frameDirty = true;
   cards.reset();
   counters.reset();
-  // The server serves this page at every stream path, so the address bar names the stream.
-  if (location.pathname !== stream.path) history.replaceState(null, "", stream.path + location.search);
-  const url = streamUrl(stream.path);
-  showSnippet(url);
-  renderFacts(ui.facts, stream);
+  // The server serves this page at every stream and endpoint path, so the address bar names the target.
+  if (location.pathname !== target.path) history.replaceState(null, "", target.path + location.search);
+  const url = socketUrl(target.path);
+  showSnippet(url, target.endpoint?.examples[0]); // a path with rules: the snippet sends what they expect
+  renderFacts(ui.facts, target);
+  examples.show(target.endpoint?.examples ?? []);
+  ui.hint.hidden = true;
+  ui.frameEmpty.textContent = target.stream !== null ? WAITING_FOR_FRAMES : WAITING_FOR_ANSWERS;
   connection = new Connection(url);
   connection.addEventListener("open", onOpen);
   connection.addEventListener("close", onClose);
@@ -74,8 +82,9 @@ function select(stream) {
 }
 
 function onOpen() {
+  ui.hint.hidden = true;
   log.add("event", `open: ${connection.url}`);
-  refreshStreams(); // the client count just changed
+  refreshTargets(); // the client count just changed
   queueDraw();
 }
 
@@ -83,6 +92,10 @@ function onClose() {
   const { lastClose, retryAt } = connection;
   const retry = retryAt ? `; retrying in ${((retryAt - Date.now()) / 1000).toFixed(1)} s` : "";
   log.add("event", `closed: ${describeClose(lastClose)}${retry}`);
+  // The browser hides a refused handshake's HTTP status and reason; say what it probably was.
+  const hint = lastClose.beforeOpen ? refusalHint(selected) : null;
+  ui.hint.hidden = hint === null;
+  if (hint !== null) setText(ui.hint, hint);
   queueDraw();
 }
 
@@ -169,7 +182,7 @@ function setText(element, text) {
 
 function sendFromInput(event) {
   event.preventDefault();
-  const text = ui.sendInput.value;
+  const text = examples.messageFor(ui.sendInput.value);
   if (text === "") return;
   if (connection.send(text)) {
     log.add("out", text, utf8Length(text));
@@ -183,41 +196,53 @@ function sendFromInput(event) {
   queueDraw();
 }
 
-async function refreshStreams() {
+async function refreshTargets() {
   let fresh;
   try {
-    fresh = await fetchStreams();
+    fresh = await fetchTargets();
   } catch (error) {
     return; // the server is restarting or gone; the connection status already says so
   }
-  const namesChanged = fresh.map((s) => s.name).join("\n") !== streams.map((s) => s.name).join("\n");
-  streams = fresh;
-  const current = streams.find((s) => s.name === selected.name);
-  if (namesChanged) renderPicker(ui.picker, streams, current ? current.name : selected.name);
-  if (current) renderFacts(ui.facts, current);
+  const listed = (list) => list.map((t) => `${t.id} ${t.path}`).join("\n");
+  const listChanged = listed(fresh) !== listed(targets);
+  targets = fresh;
+  const current = targets.find((t) => t.id === selected.id);
+  if (listChanged) renderPicker(ui.picker, targets, selected.id);
+  if (current) {
+    selected = current; // the same stream or endpoint, with fresh counters and rules
+    renderFacts(ui.facts, current);
+    examples.show(current.endpoint?.examples ?? []);
+  }
 }
 
-async function loadStreams() {
+async function loadTargets() {
   for (;;) {
     try {
-      const list = await fetchStreams();
+      const list = await fetchTargets();
       ui.loadError.hidden = true;
       return list;
     } catch (error) {
       ui.loadError.hidden = false;
       ui.loadError.textContent = `Could not load the stream list (${error.message}); retrying…`;
-      await new Promise((resolve) => setTimeout(resolve, STREAMS_RETRY_MS));
+      await new Promise((resolve) => setTimeout(resolve, LIST_RETRY_MS));
     }
   }
 }
 
 async function start() {
   ui.picker.addEventListener("change", () => {
-    const stream = streams.find((s) => s.name === ui.picker.value);
-    if (stream) select(stream);
+    const target = targets.find((t) => t.id === ui.picker.value);
+    if (target) select(target);
   });
   ui.toggle.addEventListener("click", () => (connection.wanted ? connection.disconnect() : connection.connect()));
   ui.sendForm.addEventListener("submit", sendFromInput);
+  ui.sendInput.addEventListener("keydown", (event) => {
+    // Enter sends, as in a one-line box; Shift+Enter starts a new line (a STOMP frame has several).
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      ui.sendForm.requestSubmit();
+    }
+  });
   ui.pause.addEventListener("click", () => {
     log.setPaused(!log.paused);
     ui.pause.setAttribute("aria-pressed", String(log.paused));
@@ -225,16 +250,16 @@ async function start() {
   });
   ui.clear.addEventListener("click", () => log.clear());
 
-  streams = await loadStreams();
-  if (streams.length === 0) {
+  targets = await loadTargets();
+  if (targets.length === 0) {
     ui.loadError.hidden = false;
-    ui.loadError.textContent = "The server has no streams configured.";
+    ui.loadError.textContent = "The server has no streams or endpoints to connect to.";
     return;
   }
-  const initial = streamForPath(streams, location.pathname);
-  renderPicker(ui.picker, streams, initial.name);
+  const initial = targetForPath(targets, location.pathname);
+  renderPicker(ui.picker, targets, initial.id);
   select(initial);
-  setInterval(refreshStreams, STREAMS_REFRESH_MS);
+  setInterval(refreshTargets, LIST_REFRESH_MS);
   setInterval(() => {
     renderStatus();
     renderCounters();

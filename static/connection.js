@@ -36,7 +36,7 @@ export class Connection extends EventTarget {
     this.url = url;
     this.state = "closed"; // "connecting" | "open" | "closed"
     this.wanted = false; // false once the user pressed Disconnect: never reconnect then
-    this.lastClose = null; // {code, reason} of the latest close, null while open
+    this.lastClose = null; // {code, reason, beforeOpen} of the latest close, null while open
     this.retryAt = null; // epoch ms of the next attempt while waiting to reconnect
     this.attempt = 0; // reconnect attempts since the last successful open
     this.socket = null;
@@ -89,8 +89,10 @@ export class Connection extends EventTarget {
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     this.#setState("connecting");
+    let opened = false; // a close before the open is a failed handshake: refused, or no server
     socket.addEventListener("open", () => {
       if (this.socket !== socket) return;
+      opened = true;
       this.attempt = 0;
       this.lastClose = null;
       this.dispatchEvent(new Event("open"));
@@ -103,7 +105,7 @@ export class Connection extends EventTarget {
     socket.addEventListener("close", (event) => {
       if (this.socket !== socket) return; // a disposed socket finishing its close
       this.socket = null;
-      this.lastClose = { code: event.code, reason: event.reason };
+      this.lastClose = { code: event.code, reason: event.reason, beforeOpen: !opened };
       if (this.wanted) this.#scheduleRetry();
       this.dispatchEvent(new Event("close"));
       this.#setState("closed");

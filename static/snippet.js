@@ -1,16 +1,15 @@
 // The "use it from your code" panel: the exact `new WebSocket(...)` snippet for the selected
-// stream, with a copy button that also works on plain-http LAN addresses (no Clipboard API there).
+// stream or endpoint, with a copy button that also works on plain-http LAN addresses (no Clipboard API there).
 
 const FEEDBACK_MS = 1500;
 
-/** JavaScript a front-end developer can paste to talk to the stream at `url`. */
-export function snippetFor(url) {
-  const quoted = `'${url.replace(/[\\']/g, "\\$&")}'`;
+/** JavaScript a front-end developer can paste to talk to the stream or endpoint at `url`, sending `message`. */
+export function snippetFor(url, message = "hello server!") {
   return [
-    `const socket = new WebSocket(${quoted});`,
+    `const socket = new WebSocket(${quote(url)});`,
     "",
     "socket.addEventListener('open', () => {",
-    "  socket.send('hello server!');",
+    `  socket.send(${quote(message)});`,
     "});",
     "",
     "socket.addEventListener('message', (event) => {",
@@ -19,7 +18,13 @@ export function snippetFor(url) {
   ].join("\n");
 }
 
-/** Wire the panel; returns show(url) to display the snippet for a stream. */
+/** A single-quoted JavaScript string literal: line breaks and other control characters escaped. */
+function quote(text) {
+  const escaped = JSON.stringify(text).slice(1, -1).replace(/\\"/g, '"').replace(/'/g, "\\'");
+  return `'${escaped}'`;
+}
+
+/** Wire the panel; returns show(url, message) to display the snippet for a stream or endpoint. */
 export function setupSnippet(code, button) {
   const label = button.textContent;
   let resetTimer = null;
@@ -29,8 +34,8 @@ export function setupSnippet(code, button) {
     clearTimeout(resetTimer);
     resetTimer = setTimeout(() => (button.textContent = label), FEEDBACK_MS);
   });
-  return (url) => {
-    code.textContent = snippetFor(url);
+  return (url, message) => {
+    code.textContent = snippetFor(url, message);
   };
 }
 

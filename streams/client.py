@@ -6,14 +6,11 @@ from typing import Protocol
 
 from streams.sources import Frame
 
-# what Client.transport_name may be; the HTTP API counts each stream's clients by it
-TRANSPORTS = ("websocket", "socketio")
-
 
 class Client(Protocol):
     """A connected client (``transport.connection.Connection`` is one; tests use a fake)."""
 
-    transport_name: str  # which of TRANSPORTS carries it
+    kind: str  # the transport it came by, for the API's counts: websocket, sse, socketio
 
     @property
     def is_open(self) -> bool:
@@ -23,8 +20,10 @@ class Client(Protocol):
     def pending_bytes(self) -> int:
         """Bytes sent to the client that the network has not taken yet."""
 
-    def send(self, frame: Frame) -> bool:
-        """Queue one frame; False when the client is closing or gone."""
+    def send(self, frame: Frame, seq: int | None = None) -> bool:
+        """Queue one frame, number ``seq`` of its timeline (None: pushed); False when the client is closing or gone.
+
+        The number is what a client resumes from (SSE ``id:``); a WebSocket has no use for it."""
 
     def send_message(self, data: bytes, binary: bool = False) -> bool:
         """Queue one message for this client only (a reply); False when it is closing or gone."""

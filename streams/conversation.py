@@ -64,8 +64,8 @@ class Subscription:
     # -- the client interface (streams.client.Client), for the stream
 
     @property
-    def transport_name(self) -> str:
-        return self.conversation.client.transport_name
+    def kind(self) -> str:
+        return self.conversation.client.kind
 
     @property
     def is_open(self) -> bool:
@@ -75,10 +75,10 @@ class Subscription:
     def pending_bytes(self) -> int:
         return self.conversation.client.pending_bytes
 
-    def send(self, frame: Frame) -> bool:
+    def send(self, frame: Frame, seq: int | None = None) -> bool:
         client = self.conversation.client
         if self.envelope is None:
-            return client.send(frame)
+            return client.send(frame, seq)
         if self.around is not None:
             before, after = self.around
             return client.send_message(before + self.embed(frame) + after)

@@ -42,7 +42,7 @@ class Hub:
     def __init__(self, config: AppConfig) -> None:
         self.config = config
         self.streams: dict[str, Stream] = {}
-        self.sockets: set[Client] = set()  # every open client: WebSockets (echo included) and Socket.IO sessions
+        self.sockets: set[Client] = set()  # every open client: WebSockets (echo too), event streams, Socket.IO sessions
         self.file_client_limit: int | None = None  # what the open-file limit leaves room for, when known
         self.conversations: set[Any] = set()  # every connection answering by rules (streams.conversation)
         self._rules_rngs: dict[str, Random] = {}
@@ -98,7 +98,7 @@ class Hub:
     # -- sockets
 
     def add_socket(self, client: Client) -> None:
-        """Count an open client, a WebSocket or a Socket.IO session (for max_clients and shutdown)."""
+        """Count an open client: a WebSocket, an event stream, a Socket.IO session (for max_clients and shutdown)."""
         self.sockets.add(client)
         self._closed.clear()
 
@@ -216,10 +216,11 @@ class Hub:
                 for sub in conversation.subscriptions.values():
                     by_stream[sub.stream.name] = by_stream.get(sub.stream.name, 0) + 1
             stream = self.stream_at(path)
+            auth = stream.config.auth if stream is not None else self.endpoint_at(path).auth
             endpoints.append({"path": path, "stream": stream.name if stream is not None else None,
                               "rules": len(rules.rules), "examples": rules.examples,
                               "clients": len(here) if stream is None else stream.subscriptions()["direct"],
-                              "subscriptions": by_stream})
+                              "subscriptions": by_stream, "auth": auth.describe() if auth is not None else None})
         return endpoints
 
     def describe(self) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ client that stops reading cannot grow the server's memory.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from random import Random
 from typing import Any, Protocol
@@ -21,10 +22,10 @@ from typing import Any, Protocol
 from tornado.ioloop import IOLoop
 
 from config import ServerConfig, StreamConfig
-from streams.client import TRANSPORTS, Client
+from streams.client import Client
 from streams.clock import Clock
 from streams.schedule import Schedule, Timeline, rebase
-from streams.sources import Frame, Source
+from streams.sources import Frame, JsonFrame, Source
 
 log = logging.getLogger("mockws.stream")
 
@@ -34,7 +35,7 @@ SLOW_CLIENT_GRACE_S = 1.0  # after a 1008 close, how long a non-reading peer kee
 class FaultInjector(Protocol):
     """Misbehaves on purpose between a stream and its clients (see streams.faults)."""
 
-    def deliver(self, stream: Stream, sub: Subscriber, frame: Frame) -> bool:
+    def deliver(self, stream: Stream, sub: Subscriber, frame: Frame, seq: int | None = None) -> bool:
         """Send (or drop, delay, duplicate, garble) a frame via ``stream.write``; True if it went out now."""
 
     def on_subscribe(self, stream: Stream, sub: Subscriber) -> None:
@@ -73,6 +74,8 @@ class Stream:
         self.clock = Clock(self._fire_all, self.schedule.quantum_s)
         self._shared: Timeline | None = None
         self._last_shared: Frame | None = None  # what a late joiner of a shared timeline gets first
+        # the shared timeline's latest frames with their numbers, for clients that resume (Last-Event-ID, ?since=)
+        self.history: deque[tuple[int, Frame]] = deque(maxlen=config.history or 1)
         self.frames_sent = 0
         self.frames_dropped = 0
         self.paused = False
@@ -93,16 +96,22 @@ class Stream:
         """How many clients are subscribed."""
         return len(self._subscribers)
 
-    def subscribe(self, client: Client, topic: bool = False) -> None:
-        """Start pushing to ``client`` (``topic``: a subscription made by a rule, see streams.conversation)."""
+    def subscribe(self, client: Client, topic: bool = False, since: int | None = None) -> None:
+        """Start pushing to ``client`` (``topic``: a subscription made by a rule, see streams.conversation).
+
+        ``since``: the client saw frames up to that number before (Last-Event-ID, ?since=) and continues
+        after it; -1 says it sent a number that is not one (it gets a reset, then live frames).
+        """
         sub = self._subscribers[client] = Subscriber(client, topic)
         now = IOLoop.current().time()
         if self.faults is not None:
             self.faults.on_subscribe(self, sub)
         if self.config.timeline == "shared":
-            self._subscribe_shared(sub, now)
+            self._subscribe_shared(sub, now, since)
         else:
             sub.timeline = Timeline(sub, self.source.new_state(), now + self.schedule.interval_s)
+            if since is not None:
+                self._resume_own(sub, since)
             if self.config.send_on_connect and not self.paused:
                 sub.timeline.due = sub.timeline.epoch = now
                 due = self._fire(sub.timeline, now)  # the first frame goes out with the handshake
@@ -129,7 +138,7 @@ class Stream:
         return self.config.reply_to(message)
 
     def push(self, frame: Frame) -> int:
-        """Send ``frame`` to every client now, outside the schedule; returns how many got it."""
+        """Send ``frame`` to every client now, outside the schedule (it has no number); returns how many got it."""
         return sum(self._send(sub, frame) for sub in list(self._subscribers.values()))
 
     def stop(self) -> None:
@@ -194,6 +203,8 @@ class Stream:
                            else f"{config.name} file reloaded ({source.length} entries)")
         old_interval_s = self.schedule.interval_s
         self.config, self.source, self.server = config, source, server
+        if old.history != config.history:
+            self.history = deque(self.history, maxlen=config.history or 1)
         self.schedule = Schedule(config, source)
         if old.timeline != config.timeline:
             self._restart_timelines()
@@ -265,21 +276,28 @@ class Stream:
 
     # -- scheduling
 
-    def _subscribe_shared(self, sub: Subscriber, now: float) -> None:
+    def _subscribe_shared(self, sub: Subscriber, now: float, since: int | None) -> None:
         interval = self.schedule.interval_s
         if self._shared is None:
             self._shared = Timeline(None, self.source.new_state(), now + interval)
             self._last_shared = None
+            self.history.clear()
             self.clock.add(self._shared)
+            if since is not None and since >= 0 and self.source.length is not None and len(self._subscribers) == 1:
+                # a fresh replay timeline (after a restart, say): its position is in the data, so go on from there
+                self._shared.count, self._shared.index = since, since % self.source.length
+                since = None
         elif len(self._subscribers) == 1:
             # nobody was listening and the clock was idle: restart the grid from now
             self.clock.remove(self._shared)
             rebase(self._shared, now + interval)
             self.clock.add(self._shared)
+        if since is not None and self._resume_shared(sub, since):
+            return
         if not self.config.send_on_connect or self.paused:
             return
         if len(self._subscribers) > 1 and self._last_shared is not None:
-            self._send(sub, self._last_shared)  # a late joiner gets the current frame at once
+            self._send(sub, self._last_shared, self._shared.count)  # a late joiner gets the current frame at once
             return
         self.clock.remove(self._shared)
         rebase(self._shared, now)
@@ -287,6 +305,40 @@ class Stream:
         if due is not None and self._shared is not None:
             self._shared.due = due
             self.clock.add(self._shared)
+
+    def _resume_shared(self, sub: Subscriber, since: int) -> bool:
+        """Send a resuming client what it missed of the shared timeline; False if it gets a reset instead."""
+        current = self._shared.count if self._shared is not None else 0
+        if since == current:
+            return True  # nothing missed
+        missed = current - since
+        if 0 < missed <= self.config.history:
+            if self.source.length is None:
+                frames = [(seq, frame) for seq, frame in self.history if seq > since]
+                if frames and frames[0][0] == since + 1:
+                    for seq, frame in frames:
+                        self._send(sub, frame, seq)
+                    return True
+            else:  # a replay's frames are in its file: the number says which entry
+                for seq in range(since + 1, current + 1):
+                    self._send(sub, self.source.frame((seq - 1) % self.source.length, None, self.rng), seq)
+                return True
+        late_join = (self.config.send_on_connect and not self.paused and len(self._subscribers) > 1
+                     and self._last_shared is not None)  # then the current frame comes next, not a new one
+        self._send(sub, reset_frame(since, current - 1 if late_join else current, self.config.history))
+        return False
+
+    def _resume_own(self, sub: Subscriber, since: int) -> None:
+        """A per-client timeline that continues after frame ``since`` of the client's own sequence."""
+        timeline = sub.timeline
+        if since < 0 or (self.source.length is not None and not self.config.loop and since >= self.source.length):
+            self._send(sub, reset_frame(since, 0, self.config.history))
+            return
+        timeline.count = since
+        if self.source.length is not None:
+            timeline.index = since % self.source.length
+        elif isinstance(timeline.state, list):
+            timeline.state[0] = since  # $seq goes on from since + 1
 
     def _fire(self, timeline: Timeline, now: float) -> float | None:
         """Send the timeline's next frame; return when the one after is due (None: finished)."""
@@ -313,15 +365,17 @@ class Stream:
                 self._finish(timeline)
                 dues.append(None)
                 continue
+            seq = timeline.count
             if sub is None:
                 self._last_shared = frame
+                self.history.append((seq, frame))
                 for each in list(self._subscribers.values()):
-                    send(each, frame)
+                    send(each, frame, seq)
             elif sub.timeline is not timeline:
                 dues.append(None)  # its client left while this tick was being sent
                 continue
             else:
-                send(sub, frame)
+                send(sub, frame, seq)
             due = schedule.next_due(timeline, now)
             if due is None:
                 self._finish(timeline)  # that was the last entry
@@ -342,25 +396,25 @@ class Stream:
 
     # -- sending
 
-    def _send(self, sub: Subscriber, frame: Frame) -> bool:
-        """Send one frame to one client, through the fault injector when faults are on."""
+    def _send(self, sub: Subscriber, frame: Frame, seq: int | None = None) -> bool:
+        """Send one frame (number ``seq`` of its timeline) to one client, through the faults if they are on."""
         if self.faults is None:
-            return self.write(sub, frame)
+            return self.write(sub, frame, seq)
         try:
-            return self.faults.deliver(self, sub, frame)
+            return self.faults.deliver(self, sub, frame, seq)
         except Exception:  # noqa: BLE001 - escaping here would stop the clock: for a shared timeline, everyone's
             self._log_failure(sub)
             return False
 
-    def write(self, sub: Subscriber, frame: Frame) -> bool:
-        """Send one frame to one client now; False if it could not take it."""
+    def write(self, sub: Subscriber, frame: Frame, seq: int | None = None) -> bool:
+        """Send one frame (number ``seq`` of its timeline; None: pushed) to one client now; False if it could not."""
         client = sub.client
         try:
             if not client.is_open:
                 return False  # closing or gone; it unsubscribes when it is gone
             if client.pending_bytes > self.server.max_pending_bytes:
                 return self._too_slow(sub)
-            if not client.send(frame):
+            if not client.send(frame, seq):
                 return False
         except Exception:  # noqa: BLE001 - one client's failure must not stop the others or the clock
             self._log_failure(sub)
@@ -394,10 +448,11 @@ class Stream:
         return {"direct": len(self._subscribers) - topics, "topic": topics}
 
     def transports(self) -> dict[str, int]:
-        """The clients by the transport that carries them (a topic subscription: its connection's)."""
-        counts = dict.fromkeys(TRANSPORTS, 0)
+        """The clients by the transport they came by: websocket, sse, ..."""
+        counts: dict[str, int] = {}
         for client in self._subscribers:
-            counts[client.transport_name] = counts.get(client.transport_name, 0) + 1
+            kind = getattr(client, "kind", "other")
+            counts[kind] = counts.get(kind, 0) + 1
         return counts
 
     def describe(self) -> dict[str, Any]:
@@ -415,6 +470,7 @@ class Stream:
             "frames_sent": self.frames_sent,
             "paused": self.paused,
             "faults": self.faults.describe() if self.faults is not None else None,
+            "auth": cfg.auth.describe() if cfg.auth is not None else None,
         }
 
 
@@ -429,6 +485,19 @@ def _frames_differ(old: Source, new: Source) -> bool:
     if new.length is None:
         return old.template.source_text != new.template.source_text
     return [f.data for f in old.frames] != [f.data for f in new.frames] or old.offsets_s != new.offsets_s
+
+
+def reset_frame(since: int, before_next: int, history: int) -> Frame:
+    """What a resuming client gets when what it missed is not kept (SSE: event reset); the live frames that
+    follow start at number ``before_next + 1``."""
+    return ResetFrame.text(f'{{"reset":{{"since":{since},"next":{before_next + 1},"history":{history}}}}}')
+
+
+class ResetFrame(JsonFrame):
+    """The frame that tells a resuming client it missed frames that are no longer kept."""
+
+    __slots__ = ()
+    event = "reset"
 
 
 def _close_finished(client: Client) -> None:

@@ -77,6 +77,50 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         server.stop()
 
 
+SUBSCRIBE = '{"method":"SUBSCRIBE","params":["ticker"],"id":1}'
+UNSUBSCRIBE = '{"method":"UNSUBSCRIBE","params":["ticker"],"id":2}'
+STOMP_SUBSCRIBE = "SUBSCRIBE\r\nid:0\r\ndestination:/topic/ticker\r\n\r\n\0"
+TOKEN = "letmein"
+
+
+def write_rules_config(folder: Path) -> Path:
+    """Paths that answer by rules: a JSON subscribe endpoint, a STOMP-ish one, one that needs a token, a stream."""
+    envelope = {"stream": {"$stream": True}, "data": {"$frame": True}}
+    data = edit_config(base_config(), stats={"interval_ms": 1000}, replay=None)
+    data["streams"] += [
+        {"name": "ticker", "source": "random", "interval_ms": 30, "template": {"seq": {"$seq": True}}},  # a topic
+        {"name": "chat", "path": "/chat", "source": "random", "interval_ms": 1000, "template": {"n": 1},
+         "rules": [{"match": {"text": "ping"}, "example": "ping", "do": [{"reply": "pong"}]}]},
+    ]
+    data["endpoints"] = [
+        {"path": "/ws", "rules": [
+            {"match": {"json": {"method": "SUBSCRIBE"}}, "example": json.loads(SUBSCRIBE), "do": [
+                {"subscribe": {"stream": "{{message.params.0}}", "envelope": envelope}},
+                {"reply": {"result": None, "id": {"$message": "id"}}}]},
+            {"match": {"json": {"method": "UNSUBSCRIBE"}}, "example": json.loads(UNSUBSCRIBE), "do": [
+                {"unsubscribe": {"stream": "{{message.params.0}}"}},
+                {"reply": {"result": None, "id": {"$message": "id"}}}]},
+        ]},
+        {"path": "/stomp", "rules": [
+            {"match": {"regex": "^SUBSCRIBE\r\n"}, "example": STOMP_SUBSCRIBE, "do": [{"reply": "RECEIPT"}]},
+        ], "fallback": [{"reply": "ERROR {{message}}"}]},
+        {"path": "/secure", "auth": {"query": "token", "values": [TOKEN]},
+         "rules": [{"match": {"text": "hi"}, "example": "hi", "do": [{"reply": "hello"}]}]},
+    ]
+    return write_config(folder, data)
+
+
+@pytest.fixture(scope="module")
+def rules_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    folder = tmp_path_factory.mktemp("rules-server")
+    server = ServerProcess(write_rules_config(folder), free_port(), folder / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @contextmanager
 def open_page(browser: Browser, **context_options: Any) -> Iterator[Page]:
     """A page in a fresh browser context (en-US, 1280x900 unless overridden); fails on uncaught page errors."""
@@ -429,3 +473,132 @@ def test_page_fits_the_screen_without_sideways_scrolling_in_the_chosen_color_sch
             assert brightness < 64, background
         else:
             assert brightness > 192, background
+
+
+def received(page: Page) -> list[str]:
+    """The log's received messages, newest first."""
+    return page.locator("[data-direction=in] [data-testid=log-body]").all_text_contents()
+
+
+def test_picker_lists_rules_endpoints_but_not_topic_only_streams_and_an_endpoint_path_selects_one(
+    page: Page, rules_server: ServerProcess
+) -> None:
+    with page.expect_websocket() as first_socket:
+        page.goto(f"{rules_server.url}ws")
+
+    picker = page.get_by_test_id("stream-picker")
+    expect(picker.locator("optgroup")).to_have_count(2)
+    expect(picker.locator("optgroup[label=Streams] option")).to_have_text(["stats (/)", "chat (/chat)"])
+    expect(picker.locator("optgroup[label='Endpoints with rules'] option")).to_have_text(["/ws", "/stomp", "/secure"])
+    expect(picker).to_have_value("/ws")
+    assert first_socket.value.url == f"ws://127.0.0.1:{rules_server.port}/ws"
+    expect(status(page)).to_have_attribute("data-state", "open")
+    expect(page.get_by_test_id("fact-source")).to_have_text("rules endpoint")
+    expect(page.get_by_test_id("fact-rules")).to_have_text("answers by 2 rules")
+    expect(page.get_by_test_id("frame-empty")).to_contain_text("this endpoint sends what its rules answer")
+    # The snippet sends what the endpoint expects, not a greeting it would ignore.
+    expect(page.get_by_test_id("snippet-code")).to_contain_text(f"socket.send('{SUBSCRIBE}');")
+
+    with page.expect_websocket(lambda socket: socket.url.endswith("/chat")):
+        picker.select_option("chat")
+    expect(page).to_have_url(f"{rules_server.url}chat")
+    expect(page.get_by_test_id("fact-rules")).to_have_text("answers by 1 rule")
+    expect(page.get_by_test_id("example")).to_have_text(["ping"])  # a stream's rules offer their examples too
+
+
+def test_clicking_a_rule_example_fills_the_send_box_and_sending_it_subscribes(page: Page,
+                                                                              rules_server: ServerProcess) -> None:
+    """The confirmation arrives first, then the topic's frames in their envelope, until the unsubscribe."""
+    page.goto(f"{rules_server.url}ws")
+    expect(status(page)).to_have_attribute("data-state", "open")
+    examples = page.get_by_test_id("example")
+    expect(examples).to_have_text([SUBSCRIBE, UNSUBSCRIBE])
+    expect(page.get_by_test_id("examples")).to_contain_text("click one to put it in the box")
+
+    examples.first.click()
+    send_box = page.get_by_test_id("send-input")
+    expect(send_box).to_have_value(SUBSCRIBE)
+    expect(send_box).to_be_focused()
+    page.get_by_test_id("send-button").click()
+
+    log = page.get_by_test_id("log")
+    expect(log.locator("[data-direction=out] [data-testid=log-body]")).to_have_text([SUBSCRIBE])
+    expect(send_box).to_have_value("")
+    envelope = '{"stream":"ticker","data":{"seq":%d}}'
+    expect(log.locator("[data-direction=in]", has_text=envelope % 3)).to_have_count(1)
+    messages = received(page)
+    confirmation = messages.index('{"result":null,"id":1}')
+    assert messages[confirmation - 3:confirmation] == [envelope % 3, envelope % 2, envelope % 1]
+    expect(page.get_by_test_id("frame-body")).to_contain_text('"stream": "ticker"')
+
+    examples.nth(1).click()
+    send_box.press("Enter")
+    expect(log.locator("[data-direction=in]", has_text='{"result":null,"id":2}')).to_have_count(1)
+    after_unsubscribe = len(received(page))
+    page.wait_for_timeout(150)  # five intervals of the topic: no envelope may come any more
+    assert len(received(page)) == after_unsubscribe
+
+
+def test_a_multi_line_example_is_shown_on_one_line_and_sent_exactly_as_written(page: Page,
+                                                                               rules_server: ServerProcess) -> None:
+    """A STOMP frame keeps its CRLF line ends and NUL (a text box alone would turn CRLF into LF)."""
+    sockets = SocketRecorder(page)
+    page.goto(f"{rules_server.url}stomp")
+    expect(status(page)).to_have_attribute("data-state", "open")
+    sent: list[str] = []
+    sockets.sockets[0].on("framesent", lambda payload: sent.append(payload))
+
+    example = page.get_by_test_id("example")
+    expect(example).to_have_text("SUBSCRIBE↵id:0↵destination:/topic/ticker↵↵␀")
+    example.click()
+    page.get_by_test_id("send-input").press("Enter")
+    log = page.get_by_test_id("log")
+    expect(log.locator("[data-direction=in] [data-testid=log-body]")).to_have_text(["RECEIPT"])
+    assert sent == [STOMP_SUBSCRIBE]
+
+    # Typed text: Shift+Enter is a line break, Enter sends.
+    send_box = page.get_by_test_id("send-input")
+    send_box.press_sequentially("a")
+    send_box.press("Shift+Enter")
+    send_box.press_sequentially("b")
+    send_box.press("Enter")
+    expect(log.locator("[data-direction=in] [data-testid=log-body]").first).to_have_text("ERROR a\nb")
+    assert sent == [STOMP_SUBSCRIBE, "a\nb"]
+
+
+def test_an_endpoint_that_needs_a_token_says_why_it_was_refused_and_takes_the_token_from_the_page_address(
+    page: Page, rules_server: ServerProcess
+) -> None:
+    page.goto(f"{rules_server.url}secure")
+    expect(page.get_by_test_id("fact-auth")).to_have_text("needs a token: ?token=")
+    hint = page.get_by_test_id("connection-hint")
+    expect(hint).to_contain_text("HTTP 401, missing token")
+    expect(hint).to_contain_text("Open this page as /secure?token=…")
+    expect(status(page)).to_contain_text("1006")
+
+    with page.expect_websocket() as socket:
+        page.goto(f"{rules_server.url}secure?token={TOKEN}")
+    assert socket.value.url == f"ws://127.0.0.1:{rules_server.port}/secure?token={TOKEN}"
+    expect(status(page)).to_have_attribute("data-state", "open")
+    expect(hint).to_be_hidden()
+    expect(page.get_by_test_id("snippet-code")).to_contain_text(f"/secure?token={TOKEN}')")
+    page.get_by_test_id("example").click()
+    page.get_by_test_id("send-button").click()
+    expect(page.locator("[data-direction=in] [data-testid=log-body]")).to_have_text(["hello"])
+
+
+def test_streams_without_rule_examples_show_no_example_row(page: Page, rules_server: ServerProcess) -> None:
+    """The stats stream answers by its one-line reply, which has no example."""
+    page.goto(rules_server.url)
+    expect(status(page)).to_have_attribute("data-state", "open")
+    expect(page.get_by_test_id("stream-picker")).to_have_value("stats")
+    expect(page.get_by_test_id("examples")).to_be_hidden()
+    expect(page.get_by_test_id("frame-empty")).to_be_hidden()  # stats frames arrive
+    expect(page.get_by_test_id("snippet-code")).to_contain_text("socket.send('hello server!');")
+
+
+def test_long_rule_examples_fit_a_phone_screen(browser: Browser, rules_server: ServerProcess) -> None:
+    with open_page(browser, **LAYOUTS["phone-dark"]) as page:
+        page.goto(f"{rules_server.url}ws")
+        expect(page.get_by_test_id("example")).to_have_count(2)
+        assert page.evaluate("document.documentElement.scrollWidth") <= LAYOUTS["phone-dark"]["viewport"]["width"]
