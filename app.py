@@ -15,6 +15,7 @@ from handlers.echo import EchoEndpoint, EchoHandler
 from handlers.events import EventsEndpoint
 from handlers.push import PushEndpoint, PushHandler
 from handlers.rules import RulesEndpoint, RulesHandler
+from handlers.socket_io import SocketIoGateway, socketio_handler
 from streams.hub import Hub
 from transport.connection import Connections
 
@@ -59,7 +60,11 @@ class EndpointPathMatches(Matcher):
 
 
 def make_app(hub: Hub, **settings: object) -> Application:
-    """The application serving a hub's streams, echo, API and demo page."""
+    """The application serving a hub's streams (over WebSocket and Socket.IO), echo, API and demo page.
+
+    ``settings["socket_io"]`` is the Socket.IO gateway, for the shutdown sequence.
+    """
+    socket_io = SocketIoGateway(hub)
     connections = Connections(lambda: (hub.server.ping_interval_s, hub.server.ping_timeout_s))
     echo = {"hub": hub, "connections": connections, "endpoint": EchoEndpoint(hub)}
     events = Connections(lambda: (hub.server.sse_heartbeat_s, 0.0))  # event streams: a comment line as heartbeat
@@ -78,6 +83,7 @@ def make_app(hub: Hub, **settings: object) -> Application:
             (r"/api/streams/([^/]+)/faults", FaultsHandler, {"hub": hub}),
             (r"/api/endpoints", EndpointsHandler, {"hub": hub}),
             (r"/api/.*", ApiNotFoundHandler),
+            (r"/socket\.io/", socketio_handler(socket_io)),
             Rule(EchoPathMatches(hub), EchoHandler, echo),
             Rule(StreamPathMatches(hub), PushHandler, push),
             Rule(EndpointPathMatches(hub), RulesHandler, rules),
@@ -85,5 +91,6 @@ def make_app(hub: Hub, **settings: object) -> Application:
         ],
         static_path=str(STATIC_PATH),  # also serves /static/...
         static_handler_class=NoCacheStaticFileHandler,
+        socket_io=socket_io,
         **settings,
     )

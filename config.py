@@ -34,7 +34,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 MiB = 1024 * 1024
-RESERVED_PATHS = ("/healthz", "/api", "/static")
+RESERVED_PATHS = ("/healthz", "/api", "/static", "/socket.io")
 
 Number = Annotated[float, Field(strict=False)]
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
@@ -196,6 +196,7 @@ class MatchConfig(_Model):
     field: StrictStr | None = None  # a JSON path (payload.query, params.0) that regex / equals test
     equals: Any = None  # the value at `field` equals this (JSON); `equals: null` tests for null
     binary: StrictBool | None = None  # only binary (true) or only text (false) messages
+    event: StrictStr | None = None  # the Socket.IO event name, exactly; WebSocket messages have none
 
     @model_validator(mode="after")
     def _consistent(self) -> MatchConfig:
@@ -303,6 +304,27 @@ class EndpointConfig(_Model):
     auth: AuthConfig | None = None
 
 
+# what socket.io-client keeps for itself: an event of one of these names never reaches the page's listeners
+SOCKETIO_RESERVED_EVENTS = ("connect", "connect_error", "disconnect", "disconnecting", "newListener",
+                            "removeListener")
+
+
+class SocketIoConfig(_Model):
+    """A stream's `socketio:` block: the Socket.IO namespace it is served in and the event its frames are."""
+
+    event: Annotated[StrictStr, Field(min_length=1, max_length=128)] | None = None  # default: the stream's name
+    namespace: UrlPath | None = None  # default: the stream's path
+
+    @field_validator("event")
+    @classmethod
+    def _not_reserved(cls, event: str | None) -> str | None:
+        if event in SOCKETIO_RESERVED_EVENTS:
+            raise PydanticCustomError("reserved_event", "is reserved by Socket.IO, so a page could never listen to it; "
+                                                        "pick another name (reserved: {names})",
+                                      {"names": ", ".join(SOCKETIO_RESERVED_EVENTS)})
+        return event
+
+
 class StreamConfig(_Model):
     """One pushed stream: where it lives, what it sends and how often."""
 
@@ -326,6 +348,7 @@ class StreamConfig(_Model):
     sse_retry_ms: Annotated[StrictInt, Field(ge=0)] = 1000  # how soon an EventSource reconnects
     rules: tuple[RuleConfig, ...] = ()  # answers to what clients send (before `reply`)
     fallback: tuple[ActionConfig, ...] = ()  # when no rule matches (`reply` is the one-line form)
+    socketio: SocketIoConfig | None = None  # None: the namespace is the path, the event is the name
 
     @model_validator(mode="after")
     def _one_fallback(self) -> StreamConfig:
@@ -333,6 +356,18 @@ class StreamConfig(_Model):
             raise PydanticCustomError("reply_and_fallback", "set reply or fallback, not both: reply is the "
                                                             "one-line fallback (fallback: [{reply: ...}])")
         return self
+
+    @property
+    def socketio_namespace(self) -> str | None:
+        """The Socket.IO namespace the stream is served in (None: none, a topic-only stream)."""
+        if self.socketio is not None and self.socketio.namespace is not None:
+            return self.socketio.namespace
+        return self.path
+
+    @property
+    def socketio_event(self) -> str:
+        """The Socket.IO event each frame is emitted as."""
+        return self.socketio.event if self.socketio is not None and self.socketio.event is not None else self.name
 
     @property
     def interval_s(self) -> float:
@@ -536,7 +571,8 @@ def format_loc(loc: tuple) -> str:
 # where each block of the schema lives in a file, to tell a misplaced key where it belongs
 _BLOCKS: dict[str, type[BaseModel]] = {"": Settings, "server": ServerConfig, "server.tls": TlsConfig,
                                        "streams[]": StreamConfig, "streams[].faults": FaultsConfig,
-                                       "streams[].auth": AuthConfig, "echo": EchoConfig, "echo.auth": AuthConfig,
+                                       "streams[].auth": AuthConfig, "streams[].socketio": SocketIoConfig,
+                                       "echo": EchoConfig, "echo.auth": AuthConfig,
                                        "endpoints[]": EndpointConfig, "endpoints[].auth": AuthConfig,
                                        "rules[]": RuleConfig, "rules[].match": MatchConfig,
                                        "subscribe": SubscribeConfig, "unsubscribe": UnsubscribeConfig,
@@ -704,4 +740,21 @@ def _check_names_and_paths(streams: list[tuple[int, StreamConfig]], echo_path: s
         if is_reserved(path):
             problems.append(where.say(loc, f"{path!r} is reserved for the server itself "
                                            f"({', '.join(RESERVED_PATHS)}); pick another path"))
+    return problems + _check_namespaces(streams, where)
+
+
+def _check_namespaces(streams: list[tuple[int, StreamConfig]], where: Locator) -> list[str]:
+    """Each Socket.IO namespace serves one stream (a stream's namespace is its path unless socketio.namespace)."""
+    problems: list[str] = []
+    owners: dict[str, int] = {}
+    for i, stream in streams:
+        namespace = stream.socketio_namespace
+        if namespace is None:
+            continue
+        if namespace in owners:
+            explicit = stream.socketio is not None and stream.socketio.namespace is not None
+            loc = ("streams", i, "socketio", "namespace") if explicit else ("streams", i, "path")
+            problems.append(where.say(loc, f"Socket.IO namespace {namespace!r} is also streams[{owners[namespace]}]'s "
+                                           "(a stream's namespace is its path); set socketio.namespace on one of them"))
+        owners.setdefault(namespace, i)
     return problems

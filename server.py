@@ -103,7 +103,8 @@ async def serve(config: AppConfig, host: str, port: int, watch: bool = True) -> 
     hub.file_client_limit = raise_open_file_limit(config.settings.server.max_clients) - FD_HEADROOM
     # a connection that never finishes its request (or handshake) is dropped, not held for an hour
     tls = config.settings.server.tls
-    server = HTTPServer(HeadLimit(make_app(hub)), idle_connection_timeout=HTTP_IDLE_TIMEOUT_S,
+    app = make_app(hub)
+    server = HTTPServer(HeadLimit(app), idle_connection_timeout=HTTP_IDLE_TIMEOUT_S,
                         body_timeout=HTTP_IDLE_TIMEOUT_S, max_header_size=HARD_HEAD_LIMIT_BYTES,
                         ssl_options=tls_context(tls, config.file.parent) if tls is not None else None)
     server.add_sockets(sockets)
@@ -123,7 +124,10 @@ async def serve(config: AppConfig, host: str, port: int, watch: bool = True) -> 
     watcher.stop()
     server.stop()  # 1. stop accepting connections
     hub.stop()  # 2. stop every stream's clock
-    hub.close_all(1001, "server shutting down")  # 3. close WebSockets ourselves: Tornado does not
+    # 3. drop Socket.IO connections, so their clients retry until a server is back (a Socket.IO
+    #    disconnect would tell them not to); then close WebSockets ourselves: Tornado does not
+    await app.settings["socket_io"].shutdown()
+    hub.close_all(1001, "server shutting down")
     if not await hub.wait_closed(SHUTDOWN_CLOSE_WAIT_S):  # 4. let the close handshakes finish, bounded
         log.info("%d client(s) did not answer the close in time", len(hub.sockets))
     try:  # 5. drop idle HTTP keep-alive connections
@@ -210,6 +214,10 @@ def describe(config: AppConfig, host: str, port: int, checked: bool = False, wat
                                                          f"{', a fallback' if rules.fallback else ''}"))
     if config.settings.echo is not None:
         rows.append(("echo", f"{ws}{config.settings.echo.path}", "sends every message back"))
+    served = [s for s in config.streams if s.socketio_namespace is not None]
+    if served:
+        rows.append(("socket.io", http, ", ".join(f"{s.socketio_namespace} emits '{s.socketio_event}'"
+                                                   for s in served)))
     rows.append(("api", f"{http}/api/streams", ""))
     width = max(len(url) for _, url, note in rows if note)
     lines = [head] + [f"  {kind:<10} {url:<{width}}  {note}".rstrip() for kind, url, note in rows]

@@ -10,7 +10,7 @@ from streams.sources import Frame
 class Client(Protocol):
     """A connected client (``transport.connection.Connection`` is one; tests use a fake)."""
 
-    kind: str  # the transport it came by, for the API's counts: websocket, sse, ...
+    kind: str  # the transport it came by, for the API's counts: websocket, sse, socketio
 
     @property
     def is_open(self) -> bool:

@@ -128,12 +128,12 @@ class Conversation:
 
     # -- what the endpoint calls
 
-    def receive(self, data: bytes, binary: bool) -> None:
-        """Answer one message by the endpoint's current rules."""
+    def receive(self, data: bytes, binary: bool, event: str | None = None) -> None:
+        """Answer one message by the endpoint's current rules (``event``: its Socket.IO event name, if any)."""
         rules: RuleSet | None = self.hub.rules_at(self.path)
         if rules is None:
             return
-        message = Message(data.decode("utf-8", "replace") if binary else data.decode("utf-8"), binary)
+        message = Message(data.decode("utf-8", "replace") if binary else data.decode("utf-8"), binary, event)
         answer = rules.answer(message)
         if answer is not None:
             self.run(answer.actions, 0, Context(message, answer.groups))

@@ -42,7 +42,7 @@ class Hub:
     def __init__(self, config: AppConfig) -> None:
         self.config = config
         self.streams: dict[str, Stream] = {}
-        self.sockets: set[Client] = set()  # every open WebSocket, echo included
+        self.sockets: set[Client] = set()  # every open client: WebSockets (echo too), event streams, Socket.IO sessions
         self.file_client_limit: int | None = None  # what the open-file limit leaves room for, when known
         self.conversations: set[Any] = set()  # every connection answering by rules (streams.conversation)
         self._rules_rngs: dict[str, Random] = {}
@@ -64,6 +64,14 @@ class Hub:
     def stream_at(self, path: str) -> Stream | None:
         """The stream served at a URL path, if any."""
         return next((s for s in self.streams.values() if s.config.path == path), None)
+
+    def stream_in_namespace(self, namespace: str) -> Stream | None:
+        """The stream served in a Socket.IO namespace (its path, unless `socketio.namespace`), if any."""
+        return next((s for s in self.streams.values() if s.config.socketio_namespace == namespace), None)
+
+    def namespaces(self) -> list[str]:
+        """Every Socket.IO namespace a stream is served in."""
+        return [s.config.socketio_namespace for s in self.streams.values() if s.config.socketio_namespace is not None]
 
     def endpoint_at(self, path: str) -> EndpointConfig | None:
         """The rules endpoint (no stream of its own) served at a URL path, if any."""
@@ -90,12 +98,12 @@ class Hub:
     # -- sockets
 
     def add_socket(self, client: Client) -> None:
-        """Count an open WebSocket (for max_clients and shutdown)."""
+        """Count an open client: a WebSocket, an event stream, a Socket.IO session (for max_clients and shutdown)."""
         self.sockets.add(client)
         self._closed.clear()
 
     def remove_socket(self, client: Client) -> None:
-        """Forget a closed WebSocket."""
+        """Forget a closed client."""
         self.sockets.discard(client)
         if not self.sockets:
             self._closed.set()

@@ -25,6 +25,7 @@ from config import (
     ServerConfig,
     Settings,
     SnapshotConfig,
+    SocketIoConfig,
     StreamConfig,
     SubscribeConfig,
     TlsConfig,
@@ -98,7 +99,7 @@ def test_the_schema_walk_finds_every_config_block():
     assert set(config_blocks().values()) == {Settings, ServerConfig, TlsConfig, StreamConfig, EchoConfig,
                                              FaultsConfig, AuthConfig, EndpointConfig, RuleConfig, MatchConfig,
                                              ActionConfig, SubscribeConfig, UnsubscribeConfig, SnapshotConfig,
-                                             CloseConfig}
+                                             CloseConfig, SocketIoConfig}
 
 
 def keys_of(model: type[BaseModel]) -> dict[str, Any]:

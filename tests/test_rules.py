@@ -107,6 +107,15 @@ def test_text_and_binary_are_told_apart():
     assert matcher(text="ping").match(message("ping ")) is None
 
 
+def test_an_event_condition_matches_that_socketio_event_only_and_never_a_websocket_message():
+    ping = matcher(event="ping", json={"n": 1})
+    assert ping.match(Message('{"n":1}', False, event="ping")) == {}
+    assert ping.match(Message('{"n":1}', False, event="pong")) is None
+    assert ping.match(Message('{"n":1}', False, event="Ping")) is None  # exact, case included
+    assert ping.match(message('{"n":1}')) is None  # a WebSocket message has no event
+    assert matcher(json={"n": 1}).match(Message('{"n":1}', False, event="ping")) == {}  # no event: any
+
+
 def test_the_first_matching_rule_wins_and_the_fallback_takes_the_rest():
     rules, problems = compile_rules(
         [RuleConfig.model_validate(r) for r in ({"match": {"text": "a"}, "do": [{"reply": "1"}]},
@@ -433,6 +442,7 @@ async def test_the_api_shows_subscriptions_per_stream_and_per_endpoint(ws_connec
     streams = json.loads((await client.fetch(http_url("/api/streams"))).body)
     counts = next(s for s in streams if s["name"] == "counts")
     assert (counts["clients"], counts["subscriptions"]) == (1, {"direct": 0, "topic": 1})
+    assert counts["transports"] == {"websocket": 1}  # a topic counts under its connection's transport
     endpoints = json.loads((await client.fetch(http_url("/api/endpoints"))).body)
     assert endpoints == [{"path": "/ws", "stream": None, "rules": 4,
                           "examples": ['{"method":"SUBSCRIBE","params":["counts"],"id":1}'],
