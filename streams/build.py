@@ -15,6 +15,7 @@ from random import Random
 from typing import Any
 
 from config import CheckedConfig, ConfigError, FaultsConfig, Locator, Settings, StreamConfig, check_config
+from streams.fake import DEFAULT_LOCALE, locale_problem
 from streams.faults import FaultInjector
 from streams.rules import RuleSet, compile_rules
 from streams.sources import MockFileError, RandomSource, Source, load_replay_file
@@ -71,6 +72,7 @@ def build_sources(checked: CheckedConfig) -> tuple[dict[str, Source], dict[str, 
     sources: dict[str, Source] = {}
     files: dict[str, Path] = {}
     where, problems, base = checked.where, checked.problems, checked.file.parent
+    default_locale = _faker_locale(checked.data, (), DEFAULT_LOCALE, where, problems)
     for i, raw in checked.raw_streams():
         if not isinstance(raw, dict):
             continue  # reported by the schema check
@@ -79,8 +81,9 @@ def build_sources(checked: CheckedConfig) -> tuple[dict[str, Source], dict[str, 
         source, timing = raw.get("source"), raw.get("timing", "interval")
         if timing == "recorded" and source != "replay":
             problems.append(where.say(loc + ("timing",), "'recorded' timing needs source: replay"))
+        locale = _faker_locale(raw, loc, default_locale, where, problems)
         if source == "random":
-            built = _random_source(raw, loc, where, problems)
+            built = _random_source(raw, loc, locale, where, problems) if locale is not None else None
         elif source == "replay":
             built = _replay_source(raw, loc, base, where, problems, files, name)
         else:
@@ -90,13 +93,29 @@ def build_sources(checked: CheckedConfig) -> tuple[dict[str, Source], dict[str, 
     return sources, files
 
 
-def _random_source(raw: dict[str, Any], loc: tuple, where: Locator, problems: list[str]) -> Source | None:
+def _faker_locale(raw: dict[str, Any], loc: tuple, default: str | None, where: Locator,
+                  problems: list[str]) -> str | None:
+    """The `faker_locale` a mapping sets (else ``default``); None, and a problem, when Faker has no such locale."""
+    locale = raw.get("faker_locale")
+    if locale is None:
+        return default
+    if not isinstance(locale, str):
+        return None  # reported by the schema check
+    problem = locale_problem(locale)
+    if problem is not None:
+        problems.append(where.say(loc + ("faker_locale",), problem))
+        return None
+    return locale
+
+
+def _random_source(raw: dict[str, Any], loc: tuple, locale: str, where: Locator,
+                   problems: list[str]) -> Source | None:
     if raw.get("template") is None:
         problems.append(where.say(loc + ("template",), "is required when source is random "
                                                        "(a mapping whose leaves may be generators)"))
         return None
     try:
-        return RandomSource(compile_template(raw["template"]))
+        return RandomSource(compile_template(raw["template"], faker_locale=locale))
     except TemplateError as e:
         problems.append(where.say(loc + ("template",) + e.path, e.message))
         return None
