@@ -63,9 +63,10 @@ def locale_problem(locale: Any) -> str | None:
     """Why ``locale`` is not a Faker locale, with a suggestion; None when it is one."""
     if isinstance(locale, str) and locale in AVAILABLE_LOCALES:
         return None
-    hint = difflib.get_close_matches(str(locale).replace("-", "_"), AVAILABLE_LOCALES, n=1, cutoff=0.6)
-    if not hint:  # zh_cn, ZH_CN: the case is what is wrong
-        hint = [name for name in AVAILABLE_LOCALES if name.lower() == str(locale).replace("-", "_").lower()]
+    written = str(locale).replace("-", "_")
+    # zh_cn, en-GB: only the case or the dash is wrong; else the closest name
+    hint = ([name for name in AVAILABLE_LOCALES if name.lower() == written.lower()]
+            or difflib.get_close_matches(written, AVAILABLE_LOCALES, n=1, cutoff=0.6))
     return (f"unknown Faker locale {locale!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
             + " (a language_COUNTRY code such as en_US, zh_CN, de_DE, ja_JP)")
 
