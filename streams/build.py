@@ -83,7 +83,7 @@ def build_sources(checked: CheckedConfig) -> tuple[dict[str, Source], dict[str, 
             problems.append(where.say(loc + ("timing",), "'recorded' timing needs source: replay"))
         locale = _faker_locale(raw, loc, default_locale, where, problems)
         if source == "random":
-            built = _random_source(raw, loc, locale, where, problems) if locale is not None else None
+            built = _random_source(raw, loc, locale, base, where, problems) if locale is not None else None
         elif source == "replay":
             built = _replay_source(raw, loc, base, where, problems, files, name)
         else:
@@ -108,14 +108,14 @@ def _faker_locale(raw: dict[str, Any], loc: tuple, default: str | None, where: L
     return locale
 
 
-def _random_source(raw: dict[str, Any], loc: tuple, locale: str, where: Locator,
+def _random_source(raw: dict[str, Any], loc: tuple, locale: str, base: Path, where: Locator,
                    problems: list[str]) -> Source | None:
     if raw.get("template") is None:
         problems.append(where.say(loc + ("template",), "is required when source is random "
                                                        "(a mapping whose leaves may be generators)"))
         return None
     try:
-        return RandomSource(compile_template(raw["template"], faker_locale=locale))
+        return RandomSource(compile_template(raw["template"], faker_locale=locale, base_path=base))
     except TemplateError as e:
         problems.append(where.say(loc + ("template",) + e.path, e.message))
         return None

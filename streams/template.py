@@ -12,6 +12,7 @@ generator, evaluated every frame::
     {$seq: true}                         frame number, starting at 1
     {$literal: {$int: 1}}                the value as-is, without evaluation
     {$faker: license_plate}              a realistic value from Faker (streams/fake.py)
+    {$schema: {type: object, ...}}       a new valid instance of a JSON Schema (streams/schema.py)
 
 Compiling turns the template into one format string of literal JSON text with
 a hole per generator, so rendering a frame is a handful of random draws and one
@@ -28,17 +29,20 @@ import difflib
 import json
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from random import Random
 from typing import Any
 
 from streams.fake import DEFAULT_LOCALE, FakerError, compile_faker
 from streams.jsontext import _dumps_str, dumps, js_key, js_number
+from streams.schema import SchemaError, compile_schema
 
 State = list  # slot 0: frame number; further slots: $counter / $walk values
 Leaf = Callable[[State, Random], str]
 Part = str | Leaf
 
-GENERATORS = ("$int", "$float", "$choice", "$walk", "$counter", "$now", "$seq", "$literal", "$faker")
+GENERATORS = ("$int", "$float", "$choice", "$walk", "$counter", "$now", "$seq", "$literal", "$faker",
+              "$schema")
 
 
 class TemplateError(ValueError):
@@ -112,12 +116,14 @@ class CompiledTemplate:
         return self._format.format(*[leaf(state, rng) for leaf in self._leaves])
 
 
-def compile_template(template: Any, *, faker_locale: str = DEFAULT_LOCALE) -> CompiledTemplate:
+def compile_template(template: Any, *, faker_locale: str = DEFAULT_LOCALE,
+                     base_path: Path | None = None) -> CompiledTemplate:
     """Compile a template, raising TemplateError for the first problem found.
 
-    ``faker_locale``: the language and country of ``$faker`` values.
+    ``faker_locale``: the language and country of ``$faker`` values; ``base_path``: the folder that
+    ``$schema`` files are relative to (the config file's).
     """
-    compiler = _Compiler(faker_locale)
+    compiler = _Compiler(faker_locale, base_path)
     parts = compiler.compile(template, ())
     # what the template sends: a new locale changes the values of its $faker fields
     source = [template, faker_locale] if compiler.uses_faker else template
@@ -125,10 +131,11 @@ def compile_template(template: Any, *, faker_locale: str = DEFAULT_LOCALE) -> Co
 
 
 class _Compiler:
-    def __init__(self, faker_locale: str) -> None:
+    def __init__(self, faker_locale: str, base_path: Path | None) -> None:
         self.initial_state: list[Any] = [0]  # slot 0 is the frame number
         self.faker_locale = faker_locale
         self.uses_faker = False
+        self.base_path = base_path
 
     def new_slot(self, initial: Any) -> int:
         self.initial_state.append(initial)
@@ -332,6 +339,17 @@ def _make_faker(compiler: _Compiler, args: Any, path: tuple) -> Leaf:
         raise TemplateError(path + e.path, e.message) from None
 
 
+def _make_schema(compiler: _Compiler, args: Any, path: tuple) -> Leaf:
+    try:
+        generator = compile_schema(args, compiler.base_path)
+    except SchemaError as e:
+        if e.document is None:  # in the template itself: the path finds its line, the pointer names it
+            raise TemplateError(path + e.pointer, f"{e.message} (schema {e.where})") from None
+        raise TemplateError(path + (e.ref_at or ()), f"{e.where}: {e.message}") from None
+    render = generator.render
+    return lambda state, rng: render(rng)
+
+
 _MAKERS: dict[str, Callable[[_Compiler, Any, tuple], Part]] = {
     "$int": _make_int,
     "$float": _make_float,
@@ -342,4 +360,5 @@ _MAKERS: dict[str, Callable[[_Compiler, Any, tuple], Part]] = {
     "$seq": _make_seq,
     "$literal": _make_literal,
     "$faker": _make_faker,
+    "$schema": _make_schema,
 }
