@@ -178,7 +178,7 @@ class _Ref(_Node):
 
     def __init__(self, pointer: tuple, document: str | None) -> None:
         self.target: _Node | None = None
-        self.pointer, self.document = pointer, document
+        self.pointer, self.document = pointer, document  # of the target: every $ref to it shares this node
 
     def generate(self, rng: Random, depth: int) -> Any:
         if depth >= HARD_DEPTH:
@@ -756,8 +756,8 @@ class _Compiler:
         node = self.refs.get(key)
         if node is not None:
             return node
-        node = self.refs[key] = _Ref(pointer, doc.label)
         schema, parts = self.resolve(target, parts, ref, doc, pointer)
+        node = self.refs[key] = _Ref(parts, target.label)
         try:
             node.target = self.node(schema, target, parts)
         except SchemaError as e:
