@@ -31,6 +31,11 @@ class AppConfig:
     sources: Mapping[str, Source]  # by stream name
     mock_files: Mapping[str, Path]  # by stream name, replay streams only
     rules: Mapping[str, RuleSet]  # by URL path: endpoints, and streams that answer messages
+    schema_files: frozenset[Path] = frozenset()  # the JSON Schema files that $schema generators read
+
+    def watched_files(self) -> list[Path]:
+        """The files besides the config whose edits change what is served: mock files and schema files."""
+        return [*self.mock_files.values(), *sorted(self.schema_files)]
 
     @property
     def streams(self) -> tuple[StreamConfig, ...]:
@@ -41,11 +46,12 @@ class AppConfig:
 def load_config(path: str | Path) -> AppConfig:
     """Read, validate and build a config file, or raise ConfigError listing every problem."""
     checked = check_config(path)
-    sources, mock_files = build_sources(checked)
+    schema_files: set[Path] = set()
+    sources, mock_files = build_sources(checked, schema_files)
     rules = build_rules(checked)
     if checked.problems or checked.settings is None:
-        raise ConfigError(checked.problems, list(mock_files.values()))
-    return AppConfig(checked.file, checked.settings, sources, mock_files, rules)
+        raise ConfigError(checked.problems, [*mock_files.values(), *sorted(schema_files)])
+    return AppConfig(checked.file, checked.settings, sources, mock_files, rules, frozenset(schema_files))
 
 
 def build_rules(checked: CheckedConfig) -> dict[str, RuleSet]:
@@ -63,8 +69,11 @@ def build_rules(checked: CheckedConfig) -> dict[str, RuleSet]:
     return rules
 
 
-def build_sources(checked: CheckedConfig) -> tuple[dict[str, Source], dict[str, Path]]:
+def build_sources(checked: CheckedConfig, schema_files: set[Path] | None = None
+                  ) -> tuple[dict[str, Source], dict[str, Path]]:
     """Compile every template and load every mock file, adding what is wrong to ``checked.problems``.
+
+    The schema files that templates read, valid or not, are added to ``schema_files``.
 
     Works from the streams as written, so a template error is found even when
     another field of the same stream is invalid.
@@ -83,7 +92,8 @@ def build_sources(checked: CheckedConfig) -> tuple[dict[str, Source], dict[str, 
             problems.append(where.say(loc + ("timing",), "'recorded' timing needs source: replay"))
         locale = _faker_locale(raw, loc, default_locale, where, problems)
         if source == "random":
-            built = _random_source(raw, loc, locale, base, where, problems) if locale is not None else None
+            built = (_random_source(raw, loc, locale, base, where, problems, schema_files)
+                     if locale is not None else None)
         elif source == "replay":
             built = _replay_source(raw, loc, base, where, problems, files, name)
         else:
@@ -109,16 +119,21 @@ def _faker_locale(raw: dict[str, Any], loc: tuple, default: str | None, where: L
 
 
 def _random_source(raw: dict[str, Any], loc: tuple, locale: str, base: Path, where: Locator,
-                   problems: list[str]) -> Source | None:
+                   problems: list[str], schema_files: set[Path] | None) -> Source | None:
     if raw.get("template") is None:
         problems.append(where.say(loc + ("template",), "is required when source is random "
                                                        "(a mapping whose leaves may be generators)"))
         return None
     try:
-        return RandomSource(compile_template(raw["template"], faker_locale=locale, base_path=base))
+        template = compile_template(raw["template"], faker_locale=locale, base_path=base)
     except TemplateError as e:
         problems.append(where.say(loc + ("template",) + e.path, e.message))
+        if schema_files is not None:
+            schema_files |= e.files
         return None
+    if schema_files is not None:
+        schema_files |= template.files
+    return RandomSource(template)
 
 
 def _replay_source(raw: dict[str, Any], loc: tuple, base: Path, where: Locator, problems: list[str],

@@ -79,6 +79,7 @@ class SchemaError(ValueError):
         self.pointer = pointer
         self.document = document
         self.ref_at: tuple | None = None  # in the inline schema: the $ref that led into ``document``
+        self.files: frozenset[Path] = frozenset()  # the schema files read before the problem (to watch for a fix)
         super().__init__(f"{self.where}: {message}")
 
     @property
@@ -103,12 +104,13 @@ class _NoValueError(Exception):
 class SchemaGenerator:
     """A compiled schema: ``generate(rng)`` returns a new instance that validates against it."""
 
-    __slots__ = ("_root", "_fallback", "files")
+    __slots__ = ("_root", "_fallback", "files", "source_text")
 
-    def __init__(self, root: _Node, fallback: Any, files: frozenset[Path]) -> None:
+    def __init__(self, root: _Node, fallback: Any, files: frozenset[Path], source_text: str) -> None:
         self._root = root
         self._fallback = fallback  # an instance found at compile time, for the odd draw that finds none
         self.files = files  # the schema files read through $ref
+        self.source_text = source_text  # what those files held, to tell an edit of them apart
 
     def generate(self, rng: Random) -> Any:
         """A new instance drawn from ``rng`` (plain JSON values: dict, list, str, int, float, bool, None)."""
@@ -132,17 +134,30 @@ def compile_schema(schema: Any, base_path: Path | None = None) -> SchemaGenerato
     Raises SchemaError naming the JSON pointer of the first problem.
     """
     compiler = _Compiler(Path(".") if base_path is None else base_path)
+    try:
+        root = _compile(compiler, schema)
+    except SchemaError as e:
+        e.files = frozenset(compiler.files)
+        raise
+    files = sorted(compiler.documents)
+    source_text = json.dumps([[compiler.documents[path].label, compiler.documents[path].root] for path in files],
+                             sort_keys=True, default=str)
+    return SchemaGenerator(root, compiler.fallback, frozenset(compiler.files), source_text)
+
+
+def _compile(compiler: _Compiler, schema: Any) -> _Node:
+    """The schema's root node, its $refs resolved and its examples checked, once a draw found an instance."""
     root = compiler.node(schema, compiler.inline(schema), ())
-    for check in compiler.checks:  # examples and defaults, once every $ref is resolved
+    for check in compiler.checks:  # examples, defaults and enums, once every $ref is resolved
         check()
     last: _NoValueError | None = None
     for seed in range(PROBES):
         try:
-            fallback = root.generate(Random(seed), 0)
+            compiler.fallback = root.generate(Random(seed), 0)
         except _NoValueError as e:
             last = e
             continue
-        return SchemaGenerator(root, fallback, frozenset(compiler.files))
+        return root
     assert last is not None
     raise SchemaError(f"no valid instance found in {PROBES} tries: {last.reason}", last.pointer, last.document)
 
@@ -659,6 +674,7 @@ class _Compiler:
         self.refs: dict[tuple[int, tuple], _Ref] = {}
         self.files: set[Path] = set()
         self.checks: list[Callable[[], None]] = []
+        self.fallback: Any = None  # the instance the compile-time draw found
 
     def inline(self, schema: Any) -> _Document:
         return _Document(schema, None, self.base)

@@ -52,16 +52,19 @@ class TemplateError(ValueError):
         super().__init__(message)
         self.path = path
         self.message = message
+        self.files: frozenset[Path] = frozenset()  # the schema files read so far (a watcher waits for a fix)
 
 
 class CompiledTemplate:
     """A template ready to render frames: literal JSON text with generator holes."""
 
-    __slots__ = ("_format", "_leaves", "_initial_state", "source_text", "_int_ranges", "_int_format", "_int_spans",
-                 "_mixed_format", "_mixed_plan")
+    __slots__ = ("_format", "_leaves", "_initial_state", "source_text", "files", "_int_ranges", "_int_format",
+                 "_int_spans", "_mixed_format", "_mixed_plan")
 
-    def __init__(self, parts: list[Part], initial_state: list[Any], source_text: str = "") -> None:
+    def __init__(self, parts: list[Part], initial_state: list[Any], source_text: str = "",
+                 files: frozenset[Path] = frozenset()) -> None:
         self.source_text = source_text  # the template it was compiled from, to tell edits apart
+        self.files = files  # the schema files its $schema generators read
         self._format = "".join(p.replace("{", "{{").replace("}", "}}") if isinstance(p, str) else "{}"
                                for p in parts)
         self._leaves = tuple(p for p in parts if not isinstance(p, str))
@@ -124,10 +127,16 @@ def compile_template(template: Any, *, faker_locale: str = DEFAULT_LOCALE,
     ``$schema`` files are relative to (the config file's).
     """
     compiler = _Compiler(faker_locale, base_path)
-    parts = compiler.compile(template, ())
-    # what the template sends: a new locale changes the values of its $faker fields
+    try:
+        parts = compiler.compile(template, ())
+    except TemplateError as e:
+        e.files |= compiler.files
+        raise
+    # what the template sends: a new locale changes the values of its $faker fields, an edited file its $schema
     source = [template, faker_locale] if compiler.uses_faker else template
-    return CompiledTemplate(parts, compiler.initial_state, json.dumps(source, sort_keys=True, default=str))
+    source = [source, compiler.schema_sources] if compiler.schema_sources else source
+    return CompiledTemplate(parts, compiler.initial_state, json.dumps(source, sort_keys=True, default=str),
+                            frozenset(compiler.files))
 
 
 class _Compiler:
@@ -136,6 +145,8 @@ class _Compiler:
         self.faker_locale = faker_locale
         self.uses_faker = False
         self.base_path = base_path
+        self.files: set[Path] = set()  # schema files read by $schema
+        self.schema_sources: list[str] = []  # what they held
 
     def new_slot(self, initial: Any) -> int:
         self.initial_state.append(initial)
@@ -343,9 +354,13 @@ def _make_schema(compiler: _Compiler, args: Any, path: tuple) -> Leaf:
     try:
         generator = compile_schema(args, compiler.base_path)
     except SchemaError as e:
+        compiler.files |= e.files
         if e.document is None:  # in the template itself: the path finds its line, the pointer names it
             raise TemplateError(path + e.pointer, f"{e.message} (schema {e.where})") from None
         raise TemplateError(path + (e.ref_at or ()), f"{e.where}: {e.message}") from None
+    compiler.files |= generator.files
+    if generator.files:
+        compiler.schema_sources.append(generator.source_text)
     render = generator.render
     return lambda state, rng: render(rng)
 

@@ -13,10 +13,11 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from config import ConfigError
+from reload import ConfigWatcher
 from streams.build import load_config, stream_rng
 from streams.pattern import PatternError, compile_pattern
 from streams.schema import SchemaError, compile_schema
-from support import write_config
+from support import read_json, write_config
 
 SCHEMAS = Path(__file__).parent / "schemas"
 CORPUS = {name: schema for name, schema in json.loads((SCHEMAS / "corpus.json").read_text()).items()
@@ -216,3 +217,26 @@ def test_a_ref_to_a_missing_file_or_pointer_is_a_config_error(tmp_path):
            "file not found: mock/schema.json" in found[0]
     assert "streams[1].template.alarm.$schema.$ref: $ref 'mock/schemas.json#/definitions/Alarms' does not " \
            "resolve: no 'Alarms' in mock/schemas.json#/definitions; did you mean 'Alarm'?" in found[1]
+
+
+# -- live editing: a schema file is watched like a mock file
+
+@pytest.fixture
+def mock_files():
+    return {"level.json": json.dumps({"enum": ["low"]})}
+
+
+@pytest.mark.config(stats={"interval_ms": 20, "template": {"level": {"$schema": {"$ref": "level.json"}}}})
+@pytest.mark.gen_test
+async def test_an_edited_schema_file_applies_to_connected_clients(ws_connect, hub, app_config):
+    watcher = ConfigWatcher(app_config, hub.apply, poll_s=0.02, debounce_s=0.05)
+    watcher.start()
+    try:
+        conn = await ws_connect("/")
+        assert (await read_json(conn))["level"] == "low"
+        (app_config.file.parent / "level.json").write_text(json.dumps({"enum": ["high"]}))
+        levels = [(await read_json(conn))["level"] for _ in range(100)]  # 2 s of frames
+        assert "high" in levels and levels[levels.index("high"):] == ["high"] * (100 - levels.index("high"))
+        assert conn.close_code is None
+    finally:
+        watcher.stop()
