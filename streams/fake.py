@@ -112,20 +112,25 @@ def parse_args(args: Any) -> tuple[str, dict[str, Any]]:
 class FakerLeaf:
     """A compiled ``$faker`` field: draws a pool slot per frame, fills an empty one with one Faker call."""
 
-    __slots__ = ("fake", "method", "kwargs", "pool")
+    __slots__ = ("fake", "method", "kwargs", "pool", "tried")
 
-    def __init__(self, fake: Faker, method: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    def __init__(self, fake: Faker, method: Callable[..., Any], kwargs: dict[str, Any], tried: str) -> None:
         self.fake = fake
         self.method = method
         self.kwargs = kwargs
         self.pool: list[str | None] = [None] * POOL_SIZE  # JSON text of each value drawn so far
+        self.tried = tried  # the value of the load-time trial, for a call that fails later
 
     def __call__(self, state: list, rng: Random) -> str:
         slot = int(rng.random() * POOL_SIZE)
         text = self.pool[slot]
         if text is None:
             self.fake.random = rng  # the timeline's generator: reproducible with a seed, no per-call seeding
-            text = self.pool[slot] = dumps(json_value(self.method(**self.kwargs)))
+            try:
+                text = dumps(json_value(self.method(**self.kwargs)))
+            except Exception:  # noqa: BLE001 - a provider that worked at load time failing on some draw must
+                text = self.tried  # not stop the stream's clock: the slot keeps the trial's value instead
+            self.pool[slot] = text
         return text
 
 
@@ -149,11 +154,11 @@ def compile_faker(args: Any, locale: str) -> FakerLeaf:
         raise FakerError((1,) if kwargs else (), f"{name}({_show_kwargs(kwargs)}) failed when tried: "
                                                  f"{type(e).__name__}: {e}") from None
     try:
-        json_value(value)
+        tried = dumps(json_value(value))
     except TypeError as e:
         raise FakerError((), f"{name} returns {type(value).__name__}, which cannot be sent as JSON ({e}); "
                              "pick a method that returns text, numbers, dates or lists") from None
-    return FakerLeaf(fake, method, kwargs)
+    return FakerLeaf(fake, method, kwargs, tried)
 
 
 def _check_arguments(name: str, method: Callable[..., Any], kwargs: dict[str, Any]) -> None:
