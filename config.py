@@ -349,6 +349,7 @@ class StreamConfig(_Model):
     rules: tuple[RuleConfig, ...] = ()  # answers to what clients send (before `reply`)
     fallback: tuple[ActionConfig, ...] = ()  # when no rule matches (`reply` is the one-line form)
     socketio: SocketIoConfig | None = None  # None: the namespace is the path, the event is the name
+    faker_locale: StrictStr | None = None  # $faker values' language and country; None: the top-level one
 
     @model_validator(mode="after")
     def _one_fallback(self) -> StreamConfig:
@@ -395,6 +396,7 @@ class Settings(_Model):
     echo: EchoConfig | None = EchoConfig()
     endpoints: tuple[EndpointConfig, ...] = ()
     random_seed: StrictInt | None = None
+    faker_locale: StrictStr = "en_US"  # $faker values' language and country (streams.fake checks the name)
 
 
 class ConfigError(Exception):

@@ -15,6 +15,7 @@ from random import Random
 from typing import Any
 
 from config import CheckedConfig, ConfigError, FaultsConfig, Locator, Settings, StreamConfig, check_config
+from streams.fake import DEFAULT_LOCALE, locale_problem
 from streams.faults import FaultInjector
 from streams.rules import RuleSet, compile_rules
 from streams.sources import MockFileError, RandomSource, Source, load_replay_file
@@ -30,6 +31,11 @@ class AppConfig:
     sources: Mapping[str, Source]  # by stream name
     mock_files: Mapping[str, Path]  # by stream name, replay streams only
     rules: Mapping[str, RuleSet]  # by URL path: endpoints, and streams that answer messages
+    schema_files: frozenset[Path] = frozenset()  # the JSON Schema files that $schema generators read
+
+    def watched_files(self) -> list[Path]:
+        """The files besides the config whose edits change what is served: mock files and schema files."""
+        return [*self.mock_files.values(), *sorted(self.schema_files)]
 
     @property
     def streams(self) -> tuple[StreamConfig, ...]:
@@ -40,11 +46,12 @@ class AppConfig:
 def load_config(path: str | Path) -> AppConfig:
     """Read, validate and build a config file, or raise ConfigError listing every problem."""
     checked = check_config(path)
-    sources, mock_files = build_sources(checked)
+    schema_files: set[Path] = set()
+    sources, mock_files = build_sources(checked, schema_files)
     rules = build_rules(checked)
     if checked.problems or checked.settings is None:
-        raise ConfigError(checked.problems, list(mock_files.values()))
-    return AppConfig(checked.file, checked.settings, sources, mock_files, rules)
+        raise ConfigError(checked.problems, [*mock_files.values(), *sorted(schema_files)])
+    return AppConfig(checked.file, checked.settings, sources, mock_files, rules, frozenset(schema_files))
 
 
 def build_rules(checked: CheckedConfig) -> dict[str, RuleSet]:
@@ -62,8 +69,11 @@ def build_rules(checked: CheckedConfig) -> dict[str, RuleSet]:
     return rules
 
 
-def build_sources(checked: CheckedConfig) -> tuple[dict[str, Source], dict[str, Path]]:
+def build_sources(checked: CheckedConfig, schema_files: set[Path] | None = None
+                  ) -> tuple[dict[str, Source], dict[str, Path]]:
     """Compile every template and load every mock file, adding what is wrong to ``checked.problems``.
+
+    The schema files that templates read, valid or not, are added to ``schema_files``.
 
     Works from the streams as written, so a template error is found even when
     another field of the same stream is invalid.
@@ -71,6 +81,7 @@ def build_sources(checked: CheckedConfig) -> tuple[dict[str, Source], dict[str, 
     sources: dict[str, Source] = {}
     files: dict[str, Path] = {}
     where, problems, base = checked.where, checked.problems, checked.file.parent
+    default_locale = _faker_locale(checked.data, (), DEFAULT_LOCALE, where, problems)
     for i, raw in checked.raw_streams():
         if not isinstance(raw, dict):
             continue  # reported by the schema check
@@ -79,8 +90,10 @@ def build_sources(checked: CheckedConfig) -> tuple[dict[str, Source], dict[str, 
         source, timing = raw.get("source"), raw.get("timing", "interval")
         if timing == "recorded" and source != "replay":
             problems.append(where.say(loc + ("timing",), "'recorded' timing needs source: replay"))
+        locale = _faker_locale(raw, loc, default_locale, where, problems)
         if source == "random":
-            built = _random_source(raw, loc, where, problems)
+            built = (_random_source(raw, loc, locale, base, where, problems, schema_files)
+                     if locale is not None else None)
         elif source == "replay":
             built = _replay_source(raw, loc, base, where, problems, files, name)
         else:
@@ -90,16 +103,37 @@ def build_sources(checked: CheckedConfig) -> tuple[dict[str, Source], dict[str, 
     return sources, files
 
 
-def _random_source(raw: dict[str, Any], loc: tuple, where: Locator, problems: list[str]) -> Source | None:
+def _faker_locale(raw: dict[str, Any], loc: tuple, default: str | None, where: Locator,
+                  problems: list[str]) -> str | None:
+    """The `faker_locale` a mapping sets (else ``default``); None, and a problem, when Faker has no such locale."""
+    locale = raw.get("faker_locale")
+    if locale is None:
+        return default
+    if not isinstance(locale, str):
+        return None  # reported by the schema check
+    problem = locale_problem(locale)
+    if problem is not None:
+        problems.append(where.say(loc + ("faker_locale",), problem))
+        return None
+    return locale
+
+
+def _random_source(raw: dict[str, Any], loc: tuple, locale: str, base: Path, where: Locator,
+                   problems: list[str], schema_files: set[Path] | None) -> Source | None:
     if raw.get("template") is None:
         problems.append(where.say(loc + ("template",), "is required when source is random "
                                                        "(a mapping whose leaves may be generators)"))
         return None
     try:
-        return RandomSource(compile_template(raw["template"]))
+        template = compile_template(raw["template"], faker_locale=locale, base_path=base)
     except TemplateError as e:
         problems.append(where.say(loc + ("template",) + e.path, e.message))
+        if schema_files is not None:
+            schema_files |= e.files
         return None
+    if schema_files is not None:
+        schema_files |= template.files
+    return RandomSource(template)
 
 
 def _replay_source(raw: dict[str, Any], loc: tuple, base: Path, where: Locator, problems: list[str],
