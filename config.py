@@ -352,6 +352,13 @@ class EchoConfig(_Model):
     auth: AuthConfig | None = None
 
 
+class ClusterConfig(_Model):
+    """The `cluster:` block: server processes with the same Redis and name form one mock server (streams.cluster)."""
+
+    redis: Annotated[StrictStr, Field(pattern=r"^(redis|rediss|unix)://")]  # e.g. redis://127.0.0.1:6379/0
+    name: StreamName = "mockws"  # processes with another name on the same Redis are another cluster
+
+
 class Settings(_Model):
     """A whole config file, validated."""
 
@@ -360,6 +367,7 @@ class Settings(_Model):
     echo: EchoConfig | None = EchoConfig()
     endpoints: tuple[EndpointConfig, ...] = ()
     random_seed: StrictInt | None = None
+    cluster: ClusterConfig | None = None  # None: this process serves alone
 
 
 class ConfigError(Exception):
@@ -540,7 +548,8 @@ _BLOCKS: dict[str, type[BaseModel]] = {"": Settings, "server": ServerConfig, "se
                                        "endpoints[]": EndpointConfig, "endpoints[].auth": AuthConfig,
                                        "rules[]": RuleConfig, "rules[].match": MatchConfig,
                                        "subscribe": SubscribeConfig, "unsubscribe": UnsubscribeConfig,
-                                       "snapshot": SnapshotConfig, "close": CloseConfig}
+                                       "snapshot": SnapshotConfig, "close": CloseConfig,
+                                       "cluster": ClusterConfig}
 
 
 def _block_of(loc: tuple) -> str:
@@ -631,6 +640,8 @@ def _describe(err: Mapping[str, Any], block: str | None = None) -> str:
 
 
 def _pattern_message(loc: tuple) -> str:
+    if loc and loc[-1] == "redis":
+        return "must be a Redis URL such as redis://127.0.0.1:6379/0 (rediss:// for TLS, unix:// for a socket)"
     if loc and loc[-1] == "name":
         return "must be letters, digits, '-', '_' or '.' (it is used in URLs), starting with a letter or digit"
     return "must be a URL path starting with '/', without spaces, '?' or '#'"

@@ -28,6 +28,7 @@ from app import make_app
 from config import ConfigError, tls_context
 from reload import ConfigWatcher
 from streams.build import AppConfig, load_config
+from streams.cluster import Cluster
 from streams.hub import Hub
 from transport.http import HARD_HEAD_LIMIT_BYTES, HeadLimit
 
@@ -101,6 +102,9 @@ async def serve(config: AppConfig, host: str, port: int, watch: bool = True) -> 
     # every client is a file descriptor: past the process's limit accept() fails in a loop, so the
     # client limit is capped to what the open-file limit leaves room for
     hub.file_client_limit = raise_open_file_limit(config.settings.server.max_clients) - FD_HEADROOM
+    cluster = Cluster(hub, config.settings.cluster) if config.settings.cluster is not None else None
+    if cluster is not None:
+        cluster.start()  # connects in the background, and again whenever Redis goes away
     # a connection that never finishes its request (or handshake) is dropped, not held for an hour
     tls = config.settings.server.tls
     server = HTTPServer(HeadLimit(make_app(hub)), idle_connection_timeout=HTTP_IDLE_TIMEOUT_S,
@@ -124,6 +128,8 @@ async def serve(config: AppConfig, host: str, port: int, watch: bool = True) -> 
     server.stop()  # 1. stop accepting connections
     hub.stop()  # 2. stop every stream's clock
     hub.close_all(1001, "server shutting down")  # 3. close WebSockets ourselves: Tornado does not
+    if cluster is not None:  # 3b. while they close, hand this process's shared clocks to another process
+        await cluster.stop()
     if not await hub.wait_closed(SHUTDOWN_CLOSE_WAIT_S):  # 4. let the close handshakes finish, bounded
         log.info("%d client(s) did not answer the close in time", len(hub.sockets))
     try:  # 5. drop idle HTTP keep-alive connections
@@ -213,11 +219,21 @@ def describe(config: AppConfig, host: str, port: int, checked: bool = False, wat
     rows.append(("api", f"{http}/api/streams", ""))
     width = max(len(url) for _, url, note in rows if note)
     lines = [head] + [f"  {kind:<10} {url:<{width}}  {note}".rstrip() for kind, url, note in rows]
+    cluster = config.settings.cluster
+    if cluster is not None:
+        lines.append(f"  cluster    {cluster.name} through Redis at {_without_password(cluster.redis)}: one timeline "
+                     "and one control API with every process there")
     if host in ("0.0.0.0", "::", ""):
         lines.append("  listening on every interface: other devices use this machine's LAN address")
     if not checked:
         lines.append(("Edits to the config and mock files apply live. " if watching else "") + "Press Ctrl-C to stop.")
     return "\n".join(lines)
+
+
+def _without_password(url: str) -> str:
+    """A Redis URL fit for the banner: redis://:secret@host:6379/0 -> redis://host:6379/0."""
+    scheme, sep, rest = url.partition("://")
+    return scheme + sep + rest.rpartition("@")[2]
 
 
 def _count(n: int, noun: str) -> str:
