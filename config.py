@@ -74,6 +74,7 @@ class ServerConfig(_Model):
     tls: TlsConfig | None = None
     max_subscriptions_per_client: PositiveInt = 100  # topic subscriptions one connection may hold (rules)
     sse_heartbeat_s: Annotated[Number, Field(ge=0)] = 15.0  # a comment line this often keeps proxies open; 0: off
+    workers: Annotated[StrictInt, Field(ge=1, le=256)] | Literal["auto"] = 1  # processes on the port; auto: one per CPU
 
     def origin_allowed(self, origin: str) -> bool:
         """Whether a browser page at ``origin`` may open a WebSocket here."""
@@ -446,6 +447,10 @@ def check_config_text(text: str, path: Path) -> CheckedConfig:
     endpoint_paths = ([(i, e.path) for i, e in enumerate(settings.endpoints)] if settings is not None
                       else _valid_endpoint_paths(data.get("endpoints")))
     problems += _check_names_and_paths(checked.valid_streams(), echo_path, endpoint_paths, where)
+    if settings is not None and settings.server.workers != 1 and settings.cluster is None:
+        problems.append(where.say(("server", "workers"), f"workers: {settings.server.workers} needs a cluster: "
+                                  "block (cluster: {redis: redis://127.0.0.1:6379/0}): the workers share timelines "
+                                  "and the control API through Redis (apt-get install redis-server starts one)"))
     if settings is not None and settings.server.tls is not None:
         try:
             tls_context(settings.server.tls, path.parent)

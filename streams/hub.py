@@ -160,12 +160,12 @@ class Hub:
         old, changes = self.config, []
         self.config = new
         old_server, server = old.settings.server, new.settings.server
-        for key in ("host", "port"):
+        for key in ("host", "port", "workers"):
             if getattr(old_server, key) != getattr(server, key):
                 changes.append(f"server.{key} {getattr(old_server, key)} -> {getattr(server, key)} "
                                "needs a restart (still listening where it was)")
         for key in type(server).model_fields:
-            if key not in ("host", "port") and getattr(old_server, key) != getattr(server, key):
+            if key not in ("host", "port", "workers") and getattr(old_server, key) != getattr(server, key):
                 shown = "(changed)" if key == "api_token" else f"{getattr(old_server, key)} -> {getattr(server, key)}"
                 changes.append(f"server.{key} {shown}")
         if self.echo_path != (old.settings.echo.path if old.settings.echo else None):

@@ -237,3 +237,52 @@ def test_an_sse_client_resumes_on_another_process(start):
     assert ids[:2] == [last - 1, last]  # what it missed, from the history every process keeps
     assert ids[2:] == [last + 1, last + 2] or ids[2] > last
 
+
+def test_workers_2_on_one_port_serve_clients_from_both_with_one_timeline_and_stop_together(tmp_path, redis_server):
+    data = cluster_config(redis_server.url)
+    data["server"]["workers"] = 2
+    server = ServerProcess(write_config(tmp_path, data, "workers.yaml"), free_port(), tmp_path / "workers.log")
+    server.start()
+    try:
+        wait_for(lambda: len(stream_info(server, "ticks")["processes"]) == 2, 5, "both workers report")
+
+        async def scenario():
+            conns = [await websocket_connect(ws_url(server, "/ticks")) for _ in range(16)]
+            seen = [[json.loads(await asyncio.wait_for(c.read_message(), 2)) for _ in range(3)] for c in conns]
+            counts: dict[str, int] = {}
+            wait_for(lambda: sum(counts.update(stream_info(server, "ticks")["processes"]) or counts.values()) == 16,
+                     3, "every worker has reported its clients")
+            server.process.send_signal(signal.SIGTERM)
+            stopping = time.monotonic()
+            for conn in conns:
+                while await asyncio.wait_for(conn.read_message(), 3) is not None:
+                    pass
+                conn.close()  # closed by the server; this tells the client object so
+            return seen, counts, [c.close_code for c in conns], time.monotonic() - stopping
+
+        seen, counts, codes, stop_s = asyncio.run(scenario())
+        assert min(counts.values()) > 0, counts  # both workers serve clients (the kernel spreads them)
+        by_id: dict[int, dict[str, Any]] = {}
+        for frames in seen:
+            for frame in frames:
+                assert by_id.setdefault(frame["id"], frame) == frame  # one timeline: one value per number
+        assert codes == [1001] * 16 and stop_s < 2.0
+        server.process.wait(timeout=3)
+    finally:
+        server.stop()
+
+
+def test_a_worker_that_dies_is_started_again_and_logged(tmp_path, redis_server):
+    data = cluster_config(redis_server.url)
+    data["server"]["workers"] = 2
+    server = ServerProcess(write_config(tmp_path, data, "workers.yaml"), free_port(), tmp_path / "workers.log")
+    server.start()
+    try:
+        wait_for(lambda: len(stream_info(server, "ticks")["processes"]) == 2, 5, "both workers report")
+        victim = int(next(iter(stream_info(server, "ticks")["processes"])).rpartition(":")[2])
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: "was killed by signal 9; starting it again" in server.log_path.read_text(), 3, "logged")
+        wait_for(lambda: victim not in [int(p.rpartition(":")[2]) for p in stream_info(server, "ticks")["processes"]]
+                 and len(stream_info(server, "ticks")["processes"]) == 2, 10, "a new worker reports")
+    finally:
+        server.stop()

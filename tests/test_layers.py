@@ -26,6 +26,7 @@ LAYERS = {
     "reload": 5,
     "record": 6,
     "server": 6,
+    "workers": 6,  # server.workers: the processes server.py starts
 }
 def layer(module: str) -> int:
     """The layer of a module: its own entry, else its package's."""
