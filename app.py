@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tornado.httputil import HTTPServerRequest
+from tornado.log import access_log
 from tornado.routing import Matcher, PathMatches, Rule
-from tornado.web import Application, StaticFileHandler
+from tornado.web import Application, RequestHandler, StaticFileHandler
 
 from handlers.api import ApiNotFoundHandler, EndpointsHandler, HealthHandler, StreamsHandler
 from handlers.control import FaultsHandler, PauseHandler, PushFrameHandler, ResumeHandler, SeekHandler, StreamHandler
@@ -59,6 +60,18 @@ class EndpointPathMatches(Matcher):
         return {} if self.hub.endpoint_at(request.path) is not None else None
 
 
+def log_request(handler: RequestHandler) -> None:
+    """Tornado's access log line, but none for /healthz: a cluster logs its Redis state once per change,
+    and a probe every second would repeat a 503 line all through an outage."""
+    if handler.request.path == "/healthz":
+        return
+    status = handler.get_status()
+    level = access_log.info if status < 400 else access_log.warning if status < 500 else access_log.error
+    request = handler.request
+    level("%d %s %s (%s) %.2fms", status, request.method, request.uri, request.remote_ip,
+          1000.0 * request.request_time())
+
+
 def make_app(hub: Hub, **settings: object) -> Application:
     """The application serving a hub's streams (over WebSocket and Socket.IO), echo, API and demo page.
 
@@ -73,7 +86,7 @@ def make_app(hub: Hub, **settings: object) -> Application:
     rules = {"hub": hub, "connections": connections, "endpoint": RulesEndpoint(hub)}
     return Application(
         [
-            (r"/healthz", HealthHandler),
+            (r"/healthz", HealthHandler, {"hub": hub}),
             (r"/api/streams", StreamsHandler, {"hub": hub}),
             (r"/api/streams/([^/]+)", StreamHandler, {"hub": hub}),
             (r"/api/streams/([^/]+)/push", PushFrameHandler, {"hub": hub}),
@@ -92,5 +105,6 @@ def make_app(hub: Hub, **settings: object) -> Application:
         static_path=str(STATIC_PATH),  # also serves /static/...
         static_handler_class=NoCacheStaticFileHandler,
         socket_io=socket_io,
+        log_function=log_request,
         **settings,
     )

@@ -74,6 +74,7 @@ class ServerConfig(_Model):
     tls: TlsConfig | None = None
     max_subscriptions_per_client: PositiveInt = 100  # topic subscriptions one connection may hold (rules)
     sse_heartbeat_s: Annotated[Number, Field(ge=0)] = 15.0  # a comment line this often keeps proxies open; 0: off
+    workers: Annotated[StrictInt, Field(ge=1, le=256)] | Literal["auto"] = 1  # processes on the port; auto: one per CPU
 
     def origin_allowed(self, origin: str) -> bool:
         """Whether a browser page at ``origin`` may open a WebSocket here."""
@@ -388,6 +389,13 @@ class EchoConfig(_Model):
     auth: AuthConfig | None = None
 
 
+class ClusterConfig(_Model):
+    """The `cluster:` block: server processes with the same Redis and name form one mock server (streams.cluster)."""
+
+    redis: Annotated[StrictStr, Field(pattern=r"^(redis|rediss|unix)://")]  # e.g. redis://127.0.0.1:6379/0
+    name: StreamName = "mockws"  # processes with another name on the same Redis are another cluster
+
+
 class Settings(_Model):
     """A whole config file, validated."""
 
@@ -397,6 +405,7 @@ class Settings(_Model):
     endpoints: tuple[EndpointConfig, ...] = ()
     random_seed: StrictInt | None = None
     faker_locale: StrictStr = "en_US"  # $faker values' language and country (streams.fake checks the name)
+    cluster: ClusterConfig | None = None  # None: this process serves alone
 
 
 class ConfigError(Exception):
@@ -475,6 +484,10 @@ def check_config_text(text: str, path: Path) -> CheckedConfig:
     endpoint_paths = ([(i, e.path) for i, e in enumerate(settings.endpoints)] if settings is not None
                       else _valid_endpoint_paths(data.get("endpoints")))
     problems += _check_names_and_paths(checked.valid_streams(), echo_path, endpoint_paths, where)
+    if settings is not None and settings.server.workers != 1 and settings.cluster is None:
+        problems.append(where.say(("server", "workers"), f"workers: {settings.server.workers} needs a cluster: "
+                                  "block (cluster: {redis: redis://127.0.0.1:6379/0}): the workers share timelines "
+                                  "and the control API through Redis (apt-get install redis-server starts one)"))
     if settings is not None and settings.server.tls is not None:
         try:
             tls_context(settings.server.tls, path.parent)
@@ -578,7 +591,8 @@ _BLOCKS: dict[str, type[BaseModel]] = {"": Settings, "server": ServerConfig, "se
                                        "endpoints[]": EndpointConfig, "endpoints[].auth": AuthConfig,
                                        "rules[]": RuleConfig, "rules[].match": MatchConfig,
                                        "subscribe": SubscribeConfig, "unsubscribe": UnsubscribeConfig,
-                                       "snapshot": SnapshotConfig, "close": CloseConfig}
+                                       "snapshot": SnapshotConfig, "close": CloseConfig,
+                                       "cluster": ClusterConfig}
 
 
 def _block_of(loc: tuple) -> str:
@@ -669,6 +683,8 @@ def _describe(err: Mapping[str, Any], block: str | None = None) -> str:
 
 
 def _pattern_message(loc: tuple) -> str:
+    if loc and loc[-1] == "redis":
+        return "must be a Redis URL such as redis://127.0.0.1:6379/0 (rediss:// for TLS, unix:// for a socket)"
     if loc and loc[-1] == "name":
         return "must be letters, digits, '-', '_' or '.' (it is used in URLs), starting with a letter or digit"
     return "must be a URL path starting with '/', without spaces, '?' or '#'"

@@ -39,10 +39,12 @@ class JsonHandler(RequestHandler):
 
 
 class HealthHandler(JsonHandler):
-    """GET /healthz: the server is up."""
+    """GET /healthz: the server is up; in a cluster, 503 with the reason while Redis is not connected."""
 
     def get(self) -> None:
-        self.write_json({"status": "ok"})
+        cluster = self.hub.cluster
+        health = cluster.health() if cluster is not None else {"status": "ok"}
+        self.write_json(health, 200 if health["status"] == "ok" else 503)
 
 
 class ApiNotFoundHandler(JsonHandler):

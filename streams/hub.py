@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from random import Random
-from typing import Any
+from typing import Any, Protocol
 
 from config import EndpointConfig, FaultsConfig, ServerConfig, StreamConfig
 from streams.build import AppConfig, fault_injector, stream_rng
@@ -36,6 +36,24 @@ class SeekRangeError(ValueError):
         self.length = length
 
 
+class ClusterLink(Protocol):
+    """The other processes of a cluster, as the hub sees them (streams.cluster.Cluster)."""
+
+    id: str
+
+    def announce(self, verb: str, stream: str, args: dict[str, Any] | None = None, frame: Frame | None = None) -> None:
+        """Have every other process apply a control verb to its clients."""
+
+    def clients_elsewhere(self, stream: str) -> dict[str, int]:
+        """A stream's clients on each other process."""
+
+    def adopt(self) -> None:
+        """Take the shared streams of a new config into the cluster."""
+
+    def health(self) -> dict[str, Any]:
+        """{"status": "ok", ...} while the cluster's Redis is connected, else the reason."""
+
+
 class Hub:
     """The running streams by name and path, the open sockets and the current config."""
 
@@ -49,6 +67,7 @@ class Hub:
         for stream_config in config.streams:
             self.streams[stream_config.name] = self._make_stream(stream_config)
         self._closed = asyncio.Event()
+        self.cluster: ClusterLink | None = None  # set by streams.cluster.Cluster when the config has `cluster:`
 
     @property
     def server(self) -> ServerConfig:
@@ -149,12 +168,12 @@ class Hub:
         old, changes = self.config, []
         self.config = new
         old_server, server = old.settings.server, new.settings.server
-        for key in ("host", "port"):
+        for key in ("host", "port", "workers"):
             if getattr(old_server, key) != getattr(server, key):
                 changes.append(f"server.{key} {getattr(old_server, key)} -> {getattr(server, key)} "
                                "needs a restart (still listening where it was)")
         for key in type(server).model_fields:
-            if key not in ("host", "port") and getattr(old_server, key) != getattr(server, key):
+            if key not in ("host", "port", "workers") and getattr(old_server, key) != getattr(server, key):
                 shown = "(changed)" if key == "api_token" else f"{getattr(old_server, key)} -> {getattr(server, key)}"
                 changes.append(f"server.{key} {shown}")
         if self.echo_path != (old.settings.echo.path if old.settings.echo else None):
@@ -183,6 +202,10 @@ class Hub:
             removed.stop()
             changes.append(f"stream {name} removed")
         self.streams = streams
+        if old.settings.cluster != new.settings.cluster:
+            changes.append("cluster settings changed: they apply after a restart")
+        if self.cluster is not None:
+            self.cluster.adopt()
         return changes
 
     def _apply_endpoints(self, old: AppConfig, new: AppConfig) -> list[str]:
@@ -224,8 +247,14 @@ class Hub:
         return endpoints
 
     def describe(self) -> list[dict[str, Any]]:
-        """Every stream as the HTTP API lists them."""
-        return [stream.describe() for stream in self.streams.values()]
+        """Every stream as the HTTP API lists them; in a cluster, `clients` counts every process's."""
+        described = [stream.describe() for stream in self.streams.values()]
+        if self.cluster is not None:
+            for stream, info in zip(self.streams.values(), described, strict=True):
+                info["processes"] = {self.cluster.id: info["clients"], **self.cluster.clients_elsewhere(stream.name)}
+                info["clients"] = sum(info["processes"].values())
+                info["clock"] = stream.role  # holder: this process runs the shared clock; follower: another does
+        return described
 
     # -- control (HTTP API): each verb raises UnknownStreamError, and seek NotSeekableError or SeekRangeError
 
@@ -237,19 +266,28 @@ class Hub:
         return stream
 
     def push(self, name: str, frame: Frame) -> int:
-        """Send ``frame`` to every client of a stream now; returns how many got it."""
-        return self.stream(name).push(frame)
+        """Send ``frame`` to every client of a stream now; returns how many got it (in a cluster: here, plus
+        the clients the other processes last reported)."""
+        sent = self.stream(name).push(frame)
+        if self.cluster is not None:
+            self.cluster.announce("push", name, frame=frame)
+            sent += sum(self.cluster.clients_elsewhere(name).values())
+        return sent
 
     def pause(self, name: str) -> Stream:
         """Stop a stream's clock; clients stay connected."""
         stream = self.stream(name)
         stream.pause()
+        if self.cluster is not None:
+            self.cluster.announce("pause", name)
         return stream
 
     def resume(self, name: str) -> Stream:
         """Restart a stream's clock where it stopped."""
         stream = self.stream(name)
         stream.resume()
+        if self.cluster is not None:
+            self.cluster.announce("resume", name)
         return stream
 
     def seek(self, name: str, index: int) -> Stream:
@@ -263,10 +301,14 @@ class Hub:
         if not 0 <= index < stream.source.length:
             raise SeekRangeError(index, stream.source.length)
         stream.seek(index)
+        if self.cluster is not None:
+            self.cluster.announce("seek", name, {"index": index})
         return stream
 
     def set_faults(self, name: str, faults: FaultsConfig) -> Stream:
         """Replace a stream's faults (all off when none is enabled); clients stay connected."""
         stream = self.stream(name)
         stream.set_faults(fault_injector(faults, self.config.settings.random_seed, name))
+        if self.cluster is not None:
+            self.cluster.announce("faults", name, faults.model_dump(mode="json", exclude_defaults=True))
         return stream

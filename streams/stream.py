@@ -83,6 +83,11 @@ class Stream:
         self.on_finished: Callable[[Client], None] = _close_finished
         # fault injection (streams.faults): decides per frame whether, when and how it is sent
         self.faults: FaultInjector | None = None
+        # in a cluster (streams.cluster) a shared timeline runs once for every process: the "holder" runs
+        # its clock and hands each frame to ``relay``; a "follower" sends what ``deliver`` brings. None: alone
+        self.role: str | None = None
+        self.relay: Callable[[int, Frame, Timeline], None] | None = None
+        self._delivered_at = 0.0  # follower: when the holder's last frame arrived
 
     # -- what the handlers call
 
@@ -130,8 +135,8 @@ class Stream:
             sub.timeline = None
         if sub is not None and self.faults is not None:
             self.faults.on_unsubscribe(self, sub)
-        if not self._subscribers:
-            self.clock.stop()  # an idle stream has no timer
+        if not self._subscribers and self.role != "holder":
+            self.clock.stop()  # an idle stream has no timer (a holder ticks for the other processes' clients)
 
     def reply_to(self, message: str) -> str | None:
         """The reply to a client's message, or None."""
@@ -174,7 +179,7 @@ class Stream:
             return
         self.paused = False
         self._shift_timelines(IOLoop.current().time() - self._paused_at)
-        if self._subscribers:
+        if self._subscribers or self.role == "holder":
             self.clock.start()
 
     def seek(self, index: int) -> None:
@@ -253,7 +258,8 @@ class Stream:
         for timeline in self._timelines():
             self.clock.remove(timeline)
             rebase(timeline, timeline.due + delta_s)
-            self.clock.add(timeline)
+            if self.role != "follower":
+                self.clock.add(timeline)
 
     def _retime(self, old_interval_s: float) -> None:
         """A new interval applies from the last frame sent: 3000 -> 1000 ms speeds up at once."""
@@ -262,11 +268,13 @@ class Stream:
         for timeline in self._timelines():
             self.clock.remove(timeline)
             rebase(timeline, self.schedule.retimed_due(timeline, old_interval_s, now))
-            self.clock.add(timeline)
+            if self.role != "follower":
+                self.clock.add(timeline)
 
     def _restart_timelines(self) -> None:
         """per-client <-> shared: every client gets a timeline of the new kind, without reconnecting."""
         clients = list(self._subscribers)
+        self.role = self.relay = None  # a cluster adopts the stream again if it is shared now
         for client in clients:
             self.unsubscribe(client)
         self.clock.clear()
@@ -277,6 +285,9 @@ class Stream:
     # -- scheduling
 
     def _subscribe_shared(self, sub: Subscriber, now: float, since: int | None) -> None:
+        if self.role is not None:
+            self._join_cluster_timeline(sub, since)
+            return
         interval = self.schedule.interval_s
         if self._shared is None:
             self._shared = Timeline(None, self.source.new_state(), now + interval)
@@ -323,8 +334,9 @@ class Stream:
                 for seq in range(since + 1, current + 1):
                     self._send(sub, self.source.frame((seq - 1) % self.source.length, None, self.rng), seq)
                 return True
-        late_join = (self.config.send_on_connect and not self.paused and len(self._subscribers) > 1
-                     and self._last_shared is not None)  # then the current frame comes next, not a new one
+        # a late joiner (or any client of a cluster's timeline) gets the current frame next, not a new one
+        late_join = (self.config.send_on_connect and not self.paused and self._last_shared is not None
+                     and (len(self._subscribers) > 1 or self.role is not None))
         self._send(sub, reset_frame(since, current - 1 if late_join else current, self.config.history))
         return False
 
@@ -371,6 +383,8 @@ class Stream:
                 self.history.append((seq, frame))
                 for each in list(self._subscribers.values()):
                     send(each, frame, seq)
+                if self.relay is not None:
+                    self.relay(seq, frame, timeline)
             elif sub.timeline is not timeline:
                 dues.append(None)  # its client left while this tick was being sent
                 continue
@@ -384,7 +398,9 @@ class Stream:
 
     def _finish(self, timeline: Timeline) -> None:
         """A non-looping replay ran out: close its client(s) and rewind."""
-        if timeline.subscriber is not None:
+        if self.role is not None:
+            self._finish_cluster_run(timeline)
+        elif timeline.subscriber is not None:
             self.unsubscribe(timeline.subscriber.client)
             self.on_finished(timeline.subscriber.client)
         else:
@@ -393,6 +409,70 @@ class Stream:
             for client in list(self._subscribers):
                 self.unsubscribe(client)
                 self.on_finished(client)
+
+    # -- in a cluster (streams.cluster): one process runs a shared timeline's clock, every process sends
+
+    def follow(self) -> None:
+        """Stop running the shared timeline's clock here: its frames come from another process (``deliver``)."""
+        if self._shared is None:
+            self._shared = Timeline(None, self.source.new_state(), IOLoop.current().time())
+        self.clock.remove(self._shared)
+        self.role, self.relay = "follower", None
+
+    def hold(self, position: dict[str, Any] | None, relay: Callable[[int, Frame, Timeline], None]) -> None:
+        """Run the shared timeline's clock here, for every process, from ``position`` (a ``position_of``) when
+        it is ahead of what this process saw; each frame is handed to ``relay``."""
+        self.follow()
+        timeline = self._shared
+        if position is not None and position.get("count", 0) > timeline.count:
+            timeline.count, timeline.index = position["count"], position.get("index", 0)
+            if isinstance(timeline.state, list) and isinstance(position.get("state"), list):
+                timeline.state = list(position["state"])
+        self.role, self.relay = "holder", relay
+        now = IOLoop.current().time()
+        # the next frame one interval after the last one any process sent: a failover leaves no extra gap
+        rebase(timeline, max(now, self._delivered_at + self.schedule.interval_s) if timeline.count else now)
+        self.clock.add(timeline)
+        if not self.paused:
+            self.clock.start()
+
+    def deliver(self, seq: int, frame: Frame | None, position: dict[str, Any]) -> None:
+        """A frame of the shared timeline from the process that holds its clock (None: a replay finished)."""
+        timeline = self._shared
+        if self.role != "follower" or timeline is None or seq <= timeline.count and frame is not None:
+            return  # not following (any more), or a frame already seen
+        timeline.count, timeline.index = seq, position.get("index", 0)
+        if isinstance(timeline.state, list) and isinstance(position.get("state"), list):
+            timeline.state = list(position["state"])
+        self._delivered_at = IOLoop.current().time()
+        if frame is None:
+            self._finish_cluster_run(timeline)
+            return
+        self._last_shared = frame
+        self.history.append((seq, frame))
+        for each in list(self._subscribers.values()):
+            self._send(each, frame, seq)
+
+    def _join_cluster_timeline(self, sub: Subscriber, since: int | None) -> None:
+        """A client joins a timeline that runs cluster-wide: it catches up, or gets the current frame."""
+        if since is not None and self._resume_shared(sub, since):
+            return
+        if self.config.send_on_connect and not self.paused and self._last_shared is not None:
+            self._send(sub, self._last_shared, self._shared.count)
+
+    def _finish_cluster_run(self, timeline: Timeline) -> None:
+        """A non-looping shared replay ran out in a cluster: every process closes its clients; the next run
+        starts at entry 0, one interval later."""
+        timeline.index = 0
+        if self.role == "holder":
+            self.relay(timeline.count, None, timeline)
+            self.clock.remove(timeline)
+            rebase(timeline, IOLoop.current().time() + self.schedule.interval_s)
+            self.clock.add(timeline)  # the clock keeps it although this tick said "finished"
+        self._last_shared = None
+        for client in list(self._subscribers):
+            self.unsubscribe(client)
+            self.on_finished(client)
 
     # -- sending
 

@@ -17,6 +17,7 @@ from config import (
     ActionConfig,
     AuthConfig,
     CloseConfig,
+    ClusterConfig,
     EchoConfig,
     EndpointConfig,
     FaultsConfig,
@@ -99,7 +100,7 @@ def test_the_schema_walk_finds_every_config_block():
     assert set(config_blocks().values()) == {Settings, ServerConfig, TlsConfig, StreamConfig, EchoConfig,
                                              FaultsConfig, AuthConfig, EndpointConfig, RuleConfig, MatchConfig,
                                              ActionConfig, SubscribeConfig, UnsubscribeConfig, SnapshotConfig,
-                                             CloseConfig, SocketIoConfig}
+                                             CloseConfig, SocketIoConfig, ClusterConfig}
 
 
 def keys_of(model: type[BaseModel]) -> dict[str, Any]:
