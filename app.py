@@ -9,7 +9,7 @@ from tornado.log import access_log
 from tornado.routing import Matcher, PathMatches, Rule
 from tornado.web import Application, RequestHandler, StaticFileHandler
 
-from handlers.api import ApiNotFoundHandler, EndpointsHandler, HealthHandler, StreamsHandler
+from handlers.api import ApiNotFoundHandler, EndpointsHandler, HealthHandler, ParamNotFoundHandler, StreamsHandler
 from handlers.control import FaultsHandler, PauseHandler, PushFrameHandler, ResumeHandler, SeekHandler, StreamHandler
 from handlers.demo import DemoHandler
 from handlers.echo import EchoEndpoint, EchoHandler
@@ -72,6 +72,16 @@ def log_request(handler: RequestHandler) -> None:
           1000.0 * request.request_time())
 
 
+class ParamPathMatches(Matcher):
+    """Matches a parameterized stream path (/v1/marketdata/{symbol}) with a value that no stream serves."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def match(self, request: HTTPServerRequest) -> dict | None:
+        return {} if self.hub.param_refusal(request.path) is not None else None
+
+
 def make_app(hub: Hub, **settings: object) -> Application:
     """The application serving a hub's streams (over WebSocket and Socket.IO), echo, API and demo page.
 
@@ -100,6 +110,7 @@ def make_app(hub: Hub, **settings: object) -> Application:
             Rule(EchoPathMatches(hub), EchoHandler, echo),
             Rule(StreamPathMatches(hub), PushHandler, push),
             Rule(EndpointPathMatches(hub), RulesHandler, rules),
+            Rule(ParamPathMatches(hub), ParamNotFoundHandler, {"hub": hub}),
             Rule(PathMatches(r"/"), DemoHandler),
         ],
         static_path=str(STATIC_PATH),  # also serves /static/...

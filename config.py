@@ -351,6 +351,7 @@ class StreamConfig(_Model):
     fallback: tuple[ActionConfig, ...] = ()  # when no rule matches (`reply` is the one-line form)
     socketio: SocketIoConfig | None = None  # None: the namespace is the path, the event is the name
     faker_locale: StrictStr | None = None  # $faker values' language and country; None: the top-level one
+    params: dict[StrictStr, StrictStr] = {}  # the values of the path's parameters, for {$param: name}
 
     @model_validator(mode="after")
     def _one_fallback(self) -> StreamConfig:
@@ -396,6 +397,13 @@ class ClusterConfig(_Model):
     name: StreamName = "mockws"  # processes with another name on the same Redis are another cluster
 
 
+class AsyncApiConfig(_Model):
+    """The `asyncapi:` block: serve the WebSocket channels of an AsyncAPI document (streams.asyncapi reads it)."""
+
+    file: StrictStr  # an AsyncAPI 2.x or 3.x document, YAML or JSON, relative to the config file's folder
+    interval_ms: PositiveInt = 1000  # a channel's interval unless the channel sets x-interval-ms
+
+
 class Settings(_Model):
     """A whole config file, validated."""
 
@@ -406,6 +414,7 @@ class Settings(_Model):
     random_seed: StrictInt | None = None
     faker_locale: StrictStr = "en_US"  # $faker values' language and country (streams.fake checks the name)
     cluster: ClusterConfig | None = None  # None: this process serves alone
+    asyncapi: AsyncApiConfig | None = None  # None: no AsyncAPI document
 
 
 class ConfigError(Exception):
@@ -450,6 +459,33 @@ class CheckedConfig:
             except ValidationError:
                 pass  # already reported by the whole-config validation
         return valid
+
+
+def add_generated(checked: CheckedConfig, streams: list[dict[str, Any]], endpoints: list[dict[str, Any]],
+                  origin: str) -> None:
+    """Append generated `streams:` and `endpoints:` entries (an AsyncAPI document's) and check them with the rest;
+    their problems are reported at ``origin`` (e.g. the asyncapi.file key)."""
+    data = dict(checked.data)
+    own_streams = list(data.get("streams") or []) if isinstance(data.get("streams"), list) else []
+    own_endpoints = list(data.get("endpoints") or []) if isinstance(data.get("endpoints"), list) else []
+    data["streams"], data["endpoints"] = own_streams + streams, own_endpoints + endpoints
+    checked.data = data
+    if checked.settings is None:
+        return
+    origin_loc = ("asyncapi", "file")
+    try:
+        checked.settings = Settings.model_validate(data)
+    except ValidationError as e:
+        checked.problems += [checked.where.say(origin_loc, f"{origin}: generated {format_loc(tuple(err['loc']))}: "
+                                                           f"{_describe(err)}") for err in e.errors()]
+        checked.settings = None
+        return
+    before = set(checked.problems)
+    found = _check_names_and_paths(checked.valid_streams(), checked.settings.echo.path if checked.settings.echo
+                                   else None, [(i, e.path) for i, e in enumerate(checked.settings.endpoints)],
+                                   checked.where)
+    checked.problems += [checked.where.say(origin_loc, f"{origin}: generated entry: {problem.split(': ', 1)[1]}")
+                         for problem in found if problem not in before]
 
 
 def check_config(path: str | Path) -> CheckedConfig:
@@ -587,7 +623,7 @@ def format_loc(loc: tuple) -> str:
 _BLOCKS: dict[str, type[BaseModel]] = {"": Settings, "server": ServerConfig, "server.tls": TlsConfig,
                                        "streams[]": StreamConfig, "streams[].faults": FaultsConfig,
                                        "streams[].auth": AuthConfig, "streams[].socketio": SocketIoConfig,
-                                       "echo": EchoConfig, "echo.auth": AuthConfig,
+                                       "echo": EchoConfig, "echo.auth": AuthConfig, "asyncapi": AsyncApiConfig,
                                        "endpoints[]": EndpointConfig, "endpoints[].auth": AuthConfig,
                                        "rules[]": RuleConfig, "rules[].match": MatchConfig,
                                        "subscribe": SubscribeConfig, "unsubscribe": UnsubscribeConfig,

@@ -3,6 +3,7 @@
 
     python server.py [-c config.yaml] [--host H] [--port N] [--check] [--log-level LEVEL]
     python server.py record URL [--out FILE] ...    record a live feed (python server.py record -h)
+    python server.py import ASYNCAPI_FILE             print an AsyncAPI document's streams as config YAML
 
 This file is only the command line: parse args, load the config, make the
 app, listen, and shut down in order on Ctrl-C / SIGTERM.
@@ -22,12 +23,14 @@ import socket
 import sys
 from pathlib import Path
 
+import yaml
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from app import make_app
 from config import ConfigError, tls_context
 from reload import ConfigWatcher
+from streams.asyncapi import DEFAULT_INTERVAL_MS, AsyncApiError, translate_document
 from streams.build import AppConfig, load_config
 from streams.cluster import Cluster
 from streams.hub import Hub
@@ -61,6 +64,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def import_asyncapi(argv: list[str]) -> int:
+    """`server.py import FILE`: print the config sections an AsyncAPI document translates into."""
+    parser = argparse.ArgumentParser(prog="server.py import", description="Print the streams: and endpoints: "
+                                     "an AsyncAPI 2.x/3.x document is served as, to paste into a config and edit.")
+    parser.add_argument("file", type=Path, help="the AsyncAPI document (YAML or JSON)")
+    parser.add_argument("--interval-ms", type=int, default=DEFAULT_INTERVAL_MS,
+                        help=f"interval of channels without x-interval-ms (default: {DEFAULT_INTERVAL_MS})")
+    args = parser.parse_args(argv)
+    try:
+        translation = translate_document(args.file, args.interval_ms)
+    except AsyncApiError as e:
+        print("\n".join(e.problems), file=sys.stderr)
+        return 2
+    sections = {key: value for key, value in (("streams", translation.streams),
+                                              ("endpoints", translation.endpoints)) if value}
+    print(f"# from {args.file}" + "".join(f"\n# skipped: {line}" for line in translation.skipped))
+    print(yaml.safe_dump(sections, allow_unicode=True, sort_keys=False, width=120), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     argv = sys.argv[1:] if argv is None else argv
@@ -68,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         import record  # noqa: PLC0415 - the recorder's imports are only needed for this command
 
         return record.main(argv[1:])
+    if argv[:1] == ["import"]:
+        return import_asyncapi(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")

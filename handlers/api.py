@@ -54,6 +54,13 @@ class ApiNotFoundHandler(JsonHandler):
         raise ApiError(404, f"no API endpoint {self.request.path}; see GET /api/streams")
 
 
+class ParamNotFoundHandler(JsonHandler):
+    """A parameterized stream path with a value no stream serves: a JSON 404 naming the allowed values."""
+
+    def prepare(self) -> None:
+        raise ApiError(404, self.hub.param_refusal(self.request.path) or f"nothing at {self.request.path}")
+
+
 class StreamsHandler(JsonHandler):
     """GET /api/streams: every stream with its settings and live counters."""
 

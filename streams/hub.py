@@ -84,6 +84,25 @@ class Hub:
         """The stream served at a URL path, if any."""
         return next((s for s in self.streams.values() if s.config.path == path), None)
 
+    def param_refusal(self, path: str) -> str | None:
+        """Why nothing is served at ``path`` when it has the shape of a parameterized path, else None."""
+        parts = path.split("/")
+        for route, allowed in self.config.routes.items():
+            pattern = route.split("/")
+            if len(pattern) != len(parts):
+                continue
+            wrong = []
+            for want, got in zip(pattern, parts, strict=True):
+                name = want[1:-1] if want.startswith("{") and want.endswith("}") else None
+                if name is None and want != got:
+                    break
+                if name is not None and got not in allowed.get(name, ()):
+                    wrong.append(f"{name} must be one of {', '.join(allowed.get(name, ()))}, got {got!r}")
+            else:
+                if wrong:
+                    return f"no stream at {path} ({route}): {'; '.join(wrong)}"
+        return None
+
     def stream_in_namespace(self, namespace: str) -> Stream | None:
         """The stream served in a Socket.IO namespace (its path, unless `socketio.namespace`), if any."""
         return next((s for s in self.streams.values() if s.config.socketio_namespace == namespace), None)

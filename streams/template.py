@@ -6,6 +6,7 @@ generator, evaluated every frame::
     {$int: [0, 1000000]}                 uniform integer, both ends included
     {$float: [0, 100, 2]}                uniform float, rounded to 2 digits
     {$choice: [low, mid, high]}          one of the options (options may hold generators)
+    {$cycle: [first, second, third]}     the options in turn, from the first, looping
     {$walk: {start: 50, step: 5, min: 0, max: 100}}   bounded random walk
     {$counter: {start: 0, step: 1}}      monotonic counter
     {$now: iso}  /  {$now: epoch_ms}     the current time
@@ -41,7 +42,7 @@ State = list  # slot 0: frame number; further slots: $counter / $walk values
 Leaf = Callable[[State, Random], str]
 Part = str | Leaf
 
-GENERATORS = ("$int", "$float", "$choice", "$walk", "$counter", "$now", "$seq", "$literal", "$faker",
+GENERATORS = ("$int", "$float", "$choice", "$cycle", "$walk", "$counter", "$now", "$seq", "$literal", "$faker",
               "$schema")
 
 
@@ -117,6 +118,23 @@ class CompiledTemplate:
     def render_part(self, state: State, rng: Random) -> str:
         """Render without counting a frame (a $choice option inside a frame)."""
         return self._format.format(*[leaf(state, rng) for leaf in self._leaves])
+
+
+def bind_params(template: Any, params: Mapping[str, str], path: tuple = ()) -> Any:
+    """The template with each ``{$param: name}`` replaced by that path parameter's value (a stream's `params`)."""
+    if isinstance(template, Mapping):
+        if len(template) == 1 and "$param" in template:
+            name = template["$param"]
+            if not isinstance(name, str) or name not in params:
+                known = ", ".join(params) or "none: set params: {name: value} on the stream"
+                raise TemplateError(path + ("$param",), f"no path parameter {name!r}; this stream's params: {known}")
+            return {"$literal": params[name]}
+        if len(template) == 1 and "$literal" in template:
+            return template
+        return {key: bind_params(value, params, path + (key,)) for key, value in template.items()}
+    if isinstance(template, (list, tuple)):
+        return [bind_params(value, params, path + (i,)) for i, value in enumerate(template)]
+    return template
 
 
 def compile_template(template: Any, *, faker_locale: str = DEFAULT_LOCALE,
@@ -262,6 +280,20 @@ def _make_choice(compiler: _Compiler, args: Any, path: tuple) -> Leaf:
     return lambda state, rng: options[int(rng.random() * len(options))].render_part(state, rng)
 
 
+def _make_cycle(compiler: _Compiler, args: Any, path: tuple) -> Leaf:
+    if not isinstance(args, (list, tuple)) or not args:
+        raise TemplateError(path, f"$cycle takes a non-empty list of options, got {args!r}")
+    options = [CompiledTemplate(compiler.compile(option, path + (i,)), []) for i, option in enumerate(args)]
+    slot = compiler.new_slot(0)  # how many options this timeline has rendered
+
+    def cycle(state: State, rng: Random) -> str:
+        turn = state[slot]
+        state[slot] = turn + 1
+        return options[turn % len(options)].render_part(state, rng)
+
+    return cycle
+
+
 def _make_walk(compiler: _Compiler, args: Any, path: tuple) -> Leaf:
     if not isinstance(args, Mapping):
         raise TemplateError(path, f"$walk takes {{start, step, min, max}}, got {args!r}")
@@ -369,6 +401,7 @@ _MAKERS: dict[str, Callable[[_Compiler, Any, tuple], Part]] = {
     "$int": _make_int,
     "$float": _make_float,
     "$choice": _make_choice,
+    "$cycle": _make_cycle,
     "$walk": _make_walk,
     "$counter": _make_counter,
     "$now": _make_now,
