@@ -1,7 +1,7 @@
 // Demo page entry point: loads the streams and rules endpoints, keeps one connection to the selected
-// one over the chosen transport (WebSocket, or Server-Sent Events or Socket.IO for a stream) and feeds what arrives
-// to the views (cards or JSON, log, counters). Frames are recorded as they arrive and drawn at most
-// once per animation frame, so fast streams do not flood the DOM.
+// one over the chosen transport (WebSocket, or Server-Sent Events or Socket.IO for a stream) and feeds
+// what arrives to the views (cards or JSON, log, counters). Frames are recorded as they arrive and drawn
+// at most once per animation frame, so fast streams do not flood the DOM.
 
 import { StatsCards, readStats } from "./cards.js";
 import { Connection, EventSourceConnection, describeClose } from "./connection.js";
