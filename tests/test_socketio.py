@@ -412,18 +412,6 @@ def test_topic_only_streams_have_a_namespace_only_when_set(tmp_path):
         ("hidden", None, "hidden")]
 
 
-@pytest.mark.gen_test
-@pytest.mark.config(streams=[COUNT, TICKS, {"name": "hidden", "source": "random", "template": {"x": 1}}])
-async def test_the_api_says_where_each_stream_is_served_over_socketio(http_client, http_url):
-    """So a page can connect without probing /socket.io/: its namespace and event, or null when in none."""
-    listed = json.loads((await http_client.fetch(http_url("/api/streams"))).body)
-    assert {s["name"]: s["socketio"] for s in listed} == {
-        "count": {"namespace": "/count", "event": "count"}, "ticks": {"namespace": "/ticker", "event": "tick"},
-        "hidden": None}
-    one = json.loads((await http_client.fetch(http_url("/api/streams/ticks"))).body)
-    assert one["socketio"] == {"namespace": "/ticker", "event": "tick"}
-
-
 def config_problems(tmp_path, *streams: dict[str, Any]) -> str:
     data = base_config()
     data["streams"] += list(streams)
