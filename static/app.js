@@ -1,26 +1,27 @@
 // Demo page entry point: loads the streams and rules endpoints, keeps one connection to the selected
-// one over the chosen transport (WebSocket, or Server-Sent Events for a stream) and feeds what arrives
-// to the views (cards or JSON, log, counters). Frames are recorded as they arrive and drawn at most
-// once per animation frame, so fast streams do not flood the DOM.
+// one over the chosen transport (WebSocket, or Server-Sent Events or Socket.IO for a stream) and feeds
+// what arrives to the views (cards or JSON, log, counters). Frames are recorded as they arrive and drawn
+// at most once per animation frame, so fast streams do not flood the DOM.
 
 import { StatsCards, readStats } from "./cards.js";
-import { Connection, EventSourceConnection, NoConnection, describeClose } from "./connection.js";
+import { Connection, EventSourceConnection, describeClose } from "./connection.js";
 import { ExamplePicker } from "./examples.js";
 import { formatBytes, formatClock, formatNumber, formatRate } from "./format.js";
 import { decodeFrame, utf8Length } from "./frames.js";
 import { renderJson } from "./json-view.js";
 import { MessageLog, TrafficCounters } from "./log.js";
 import { setupSnippet } from "./snippet.js";
-import { fetchTargets, refusalHint, renderFacts, renderPicker, socketUrl, targetForPath } from "./streams.js";
+import { SEND_EVENT, SocketIoConnection } from "./socketio.js";
 import {
-  TransportSwitch,
-  chosenTransport,
-  detectSocketIo,
-  eventsUrl,
-  socketIoNames,
-  socketIoUrl,
-  withTransport,
-} from "./transports.js";
+  fetchTargets,
+  refusalHint,
+  renderFacts,
+  renderPicker,
+  socketIoRefusalHint,
+  socketUrl,
+  targetForPath,
+} from "./streams.js";
+import { TransportSwitch, chosenTransport, engineIoUrl, eventsUrl, socketIoUrl, withTransport } from "./transports.js";
 
 const LIST_REFRESH_MS = 5000;
 const LIST_RETRY_MS = 2000;
@@ -29,8 +30,7 @@ const RICH_JSON_CHARS = 100_000; // larger frames are shown uncoloured: thousand
 const WAITING_FOR_FRAMES = "Waiting for the first frame…";
 const WAITING_FOR_ANSWERS = "Nothing yet: this endpoint sends what its rules answer. Send it a message it expects.";
 const ONE_WAY = "Server-Sent Events are one-way: the page only listens (switch to WebSocket to send)";
-const NO_SOCKET_IO = "Socket.IO is not available on this server";
-const NO_SOCKET_IO_CLIENT = "This page cannot connect with Socket.IO yet";
+const NO_NAMESPACE = "This stream is in no Socket.IO namespace";
 
 const byId = (id) => document.getElementById(id);
 const ui = {
@@ -67,8 +67,7 @@ const SEND_PLACEHOLDER = ui.sendInput.placeholder;
 
 let targets = [];
 let selected = null; // the target, {id, name, path, stream, endpoint} (streams.js targetsFrom)
-let connection = null; // a Connection, EventSourceConnection or NoConnection (connection.js)
-let socketIoHere = false; // whether the server answers Socket.IO (asked once, at start)
+let connection = null; // a Connection, EventSourceConnection (connection.js) or SocketIoConnection (socketio.js)
 let latest = null; // {frame, stats, time} shown in the frame panel
 let frameDirty = false;
 let drawQueued = false;
@@ -97,18 +96,19 @@ function select(target) {
   connection.addEventListener("reset", (event) => onReset(event.data));
   renderSendBox();
   examples.show(offeredExamples(target));
-  if (connection instanceof NoConnection) {
-    log.add("event", `not connecting: ${connection.lastClose.reason}`);
-  } else {
-    log.add("event", `connecting to ${connection.url}`);
-    connection.connect();
-  }
+  log.add("event", `connecting to ${connection.url}`);
+  connection.connect();
   queueDraw();
 }
 
-/** The transport the page uses for a target: the chosen one for a stream; rules endpoints speak WebSocket only. */
+/**
+ * The transport the page uses for a target: the chosen one for a stream (Socket.IO only where the stream has
+ * a namespace); rules endpoints speak WebSocket only.
+ */
 function transportFor(target) {
-  return target.stream !== null ? chosenTransport() : "websocket";
+  if (target.stream === null) return "websocket";
+  const chosen = chosenTransport();
+  return chosen === "socketio" && target.stream.socketio === null ? "websocket" : chosen;
 }
 
 /** How to reach a target over a transport: what the snippet shows and the connection is made from. */
@@ -117,16 +117,16 @@ function howToReach(target, transport) {
     return { transport, url: eventsUrl(target.path), event: target.stream.sse_event ?? null };
   }
   if (transport === "socketio") {
-    const { namespace, event } = socketIoNames(target.stream);
-    return { transport, url: socketIoUrl(namespace), event };
+    const { namespace, event } = target.stream.socketio;
+    return { transport, url: socketIoUrl(namespace), namespace, event };
   }
   // a path with rules: the snippet sends what they expect
   return { transport, url: socketUrl(target.path), message: target.endpoint?.examples[0] };
 }
 
-function openConnection({ transport, url, event }) {
+function openConnection({ transport, url, event, namespace }) {
   if (transport === "sse") return new EventSourceConnection(url, event);
-  if (transport === "socketio") return new NoConnection(url, socketIoHere ? NO_SOCKET_IO_CLIENT : NO_SOCKET_IO);
+  if (transport === "socketio") return new SocketIoConnection(url, { engineUrl: engineIoUrl(), namespace });
   return new Connection(url);
 }
 
@@ -138,21 +138,20 @@ function chooseTransport(id) {
 
 function renderTransport(target, transport) {
   const off = {};
-  const unavailable = {};
   let note = null;
   if (target.stream === null) {
     off.sse = off.socketio = "Rules endpoints speak WebSocket only";
     note = "Rules endpoints speak WebSocket only: SSE and Socket.IO serve the streams.";
   } else {
-    if (!socketIoHere) unavailable.socketio = `${NO_SOCKET_IO}; the snippet still shows the code`;
+    if (target.stream.socketio === null) off.socketio = NO_NAMESPACE;
     if (transport === "sse") note = "Server-Sent Events are one-way: the page only listens, it cannot send.";
     if (transport === "socketio") {
-      note = socketIoHere
-        ? `${NO_SOCKET_IO_CLIENT}: the code below connects from your app.`
-        : `${NO_SOCKET_IO} (GET /socket.io/ fails): the code below is for a server that has it.`;
+      const { namespace, event } = target.stream.socketio;
+      note = `Socket.IO namespace ${namespace}, event '${event}'; the send box emits '${SEND_EVENT}' events, ` +
+        "and replies come back as the event they answer.";
     }
   }
-  transportSwitch.render(transport, { off, unavailable, note });
+  transportSwitch.render(transport, { off, note });
 }
 
 /** The send box works only where messages can go to the server (not over one-way Server-Sent Events). */
@@ -160,8 +159,7 @@ function renderSendBox() {
   const { canSend } = connection;
   ui.sendInput.disabled = !canSend;
   ui.sendButton.disabled = !canSend;
-  ui.sendInput.placeholder = canSend ? SEND_PLACEHOLDER
-    : connection instanceof EventSourceConnection ? ONE_WAY : `Not connected: ${connection.lastClose.reason}`;
+  ui.sendInput.placeholder = canSend ? SEND_PLACEHOLDER : ONE_WAY;
 }
 
 /** Rule examples to offer under the send box: none where nothing can be sent. */
@@ -181,11 +179,19 @@ function onClose() {
   let retry = retryAt ? `; retrying in ${((retryAt - Date.now()) / 1000).toFixed(1)} s` : "";
   if (lastClose.browserRetries) retry = "; EventSource reconnects by itself";
   log.add("event", `closed: ${describeClose(lastClose)}${retry}`);
-  // The browser hides a refused handshake's HTTP status and reason; say what it probably was.
-  const hint = lastClose.beforeOpen ? refusalHint(selected, location.search, connection.client) : null;
+  const hint = refusalHintFor(lastClose);
   ui.hint.hidden = hint === null;
   if (hint !== null) setText(ui.hint, hint);
   queueDraw();
+}
+
+/** Why a connection that never opened was refused, as far as the page can tell; null when it cannot. */
+function refusalHintFor({ beforeOpen, refused }) {
+  if (!beforeOpen) return null;
+  // Socket.IO's connect_error says why; a transport error before it is no refusal (auth is checked on joining).
+  if (connection instanceof SocketIoConnection) return refused ? socketIoRefusalHint(selected, refused) : null;
+  // The browser hides a refused handshake's HTTP status and reason; say what it probably was.
+  return refusalHint(selected, location.search, connection.client);
 }
 
 function onFrame(data) {
@@ -262,7 +268,6 @@ function renderStatus() {
   if (state === "connecting" && lastClose?.browserRetries) retry = "EventSource reconnects by itself";
   setText(ui.retry, retry);
   setText(ui.toggle, wanted ? "Disconnect" : "Connect");
-  ui.toggle.disabled = connection instanceof NoConnection;
   const title = `${selected.name} (${state}) · Mock WebSocket push server`;
   if (document.title !== title) document.title = title;
 }
@@ -351,7 +356,7 @@ async function start() {
   });
   ui.clear.addEventListener("click", () => log.clear());
 
-  [targets, socketIoHere] = await Promise.all([loadTargets(), detectSocketIo()]);
+  targets = await loadTargets();
   if (targets.length === 0) {
     ui.loadError.hidden = false;
     ui.loadError.textContent = "The server has no streams or endpoints to connect to.";

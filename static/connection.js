@@ -1,5 +1,6 @@
 // One WebSocket or EventSource kept open on the user's behalf: visible state, automatic reconnect
 // with capped exponential backoff and jitter, and no reconnect after the user chose to disconnect.
+// (Socket.IO, with the same interface and backoff, is in socketio.js.)
 
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_CAP_MS = 10_000;
@@ -30,13 +31,13 @@ export function describeClose({ code, reason }) {
  * How long to wait before reconnect attempt `attempt` (0, 1, …): "equal jitter", between half and all of
  * the capped exponential delay, so clients dropped together by a restart do not all come back in the same instant.
  */
-function backoffDelay(attempt) {
+export function backoffDelay(attempt) {
   const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_FIRST_MS * 2 ** attempt);
   return ceiling / 2 + (Math.random() * ceiling) / 2;
 }
 
 /** One pending reconnect: when it fires (`at`, epoch ms, null when none is pending). */
-class RetryTimer {
+export class RetryTimer {
   constructor() {
     this.at = null;
     this.timer = null;
@@ -277,34 +278,6 @@ export class EventSourceConnection extends EventTarget {
     this.state = state;
     this.dispatchEvent(new Event("state"));
   }
-}
-
-/**
- * Stands in for a connection the page cannot make (Socket.IO where the server or the page lacks it), so the
- * views treat every transport alike: it stays closed, `lastClose.reason` says why, and nothing is sent.
- */
-export class NoConnection extends EventTarget {
-  constructor(url, reason) {
-    super();
-    this.url = url;
-    this.client = "page";
-    this.canSend = false;
-    this.state = "closed";
-    this.wanted = false;
-    this.lastClose = { code: null, reason, beforeOpen: false, browserRetries: false };
-    this.retryAt = null;
-    this.attempt = 0;
-  }
-
-  connect() {}
-
-  disconnect() {}
-
-  send() {
-    return false;
-  }
-
-  dispose() {}
 }
 
 /** The bytes of a base64 string (a `binary` event's data), as an ArrayBuffer like a WebSocket's binary frame. */

@@ -149,6 +149,18 @@ export function refusalHint(target, search = location.search, client = "WebSocke
     "accepted), use one of the tokens in its config; the browser's console shows the HTTP status.";
 }
 
+/**
+ * What a Socket.IO connect_error (the server's `reason`) means for this page: the reason, and for a target
+ * that needs a query token the page does not have, how to pass one on.
+ */
+export function socketIoRefusalHint(target, reason, search = location.search) {
+  const hint = `The server refused to join the namespace: ${reason}.`;
+  const auth = authOf(target);
+  if (!auth?.query || new URLSearchParams(search).get(auth.query)) return hint;
+  return `${hint} Open this page as ${target.path}?${auth.query}=… and the token is passed on to the Socket.IO ` +
+    "handshake.";
+}
+
 function plural(count, noun) {
   return `${formatNumber(count)} ${noun}${count === 1 ? "" : "s"}`;
 }

@@ -11,7 +11,7 @@ export const TRANSPORTS = [
 ];
 const DEFAULT_TRANSPORT = "websocket";
 const PARAM = "transport";
-const SOCKET_IO_PROBE = "/socket.io/?EIO=4&transport=polling";
+const ENGINE_IO_PATH = "/socket.io/?EIO=4&transport=websocket";
 
 /** The transport the page's address asks for (`?transport=sse`); WebSocket when it names none we know. */
 export function chosenTransport(search = location.search) {
@@ -42,28 +42,18 @@ export function eventsUrl(path, search = passedOn()) {
   return `${location.protocol}//${location.host}${path}${search}`;
 }
 
-/**
- * The Socket.IO namespace and event of a stream, as /api/streams reports them (`socketio: {namespace,
- * event}`); by default the namespace is the stream's path and the event its name.
- */
-export function socketIoNames(stream) {
-  return { namespace: stream.socketio?.namespace ?? stream.path, event: stream.socketio?.event ?? stream.name };
-}
-
 /** What to pass to `io()` for a namespace: this host, then the namespace ("/" is the host alone). */
 export function socketIoUrl(namespace, search = passedOn()) {
   return `${location.protocol}//${location.host}${namespace === "/" ? "" : namespace}${search}`;
 }
 
-/** Whether the server answers Socket.IO (an Engine.IO v4 polling handshake gets HTTP 200). */
-export async function detectSocketIo() {
-  try {
-    const response = await fetch(SOCKET_IO_PROBE, { cache: "no-store" });
-    return response.ok;
-  } catch (error) {
-    if (error instanceof TypeError) return false; // network error: the server is restarting or gone
-    throw error;
-  }
+/**
+ * ws: or wss: URL of the server's Engine.IO endpoint, over WebSocket from the start, with the page's query
+ * string (a `?token=` goes in the handshake's query, where the server reads it as from `io(url?token=…)`).
+ */
+export function engineIoUrl(search = passedOn()) {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}${ENGINE_IO_PATH}${search.replace(/^\?/, "&")}`;
 }
 
 /**
@@ -82,17 +72,12 @@ export class TransportSwitch {
     }
   }
 
-  /**
-   * Check `shown`; `off` maps a transport to why it cannot be used here (its radio is disabled) and
-   * `unavailable` maps one to why it can be chosen but not connected (its code is still shown).
-   */
-  render(shown, { off = {}, unavailable = {}, note = null }) {
+  /** Check `shown`; `off` maps a transport to why it cannot be used here (its radio is disabled). */
+  render(shown, { off = {}, note = null }) {
     for (const [id, input] of this.inputs) {
       input.checked = id === shown;
       input.disabled = id in off;
-      const label = input.parentElement;
-      label.dataset.unavailable = String(id in unavailable);
-      label.title = off[id] ?? unavailable[id] ?? TRANSPORTS.find((t) => t.id === id).title ?? "";
+      input.parentElement.title = off[id] ?? TRANSPORTS.find((t) => t.id === id).title ?? "";
     }
     this.note.hidden = note === null;
     if (note !== null && this.note.textContent !== note) this.note.textContent = note;

@@ -552,6 +552,9 @@ class Stream:
             "faults": self.faults.describe() if self.faults is not None else None,
             "auth": cfg.auth.describe() if cfg.auth is not None else None,
             "sse_event": cfg.sse_event,
+            # where a Socket.IO client finds it (None: a topic-only stream in no namespace)
+            "socketio": ({"namespace": cfg.socketio_namespace, "event": cfg.socketio_event}
+                         if cfg.socketio_namespace is not None else None),
         }
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from socketio.packet import BINARY_EVENT, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT, Packet
 
 from browser import launch_chromium, missing_browser_reason
 from server_process import ServerProcess, free_port
@@ -608,8 +609,8 @@ def test_long_rule_examples_fit_a_phone_screen(browser: Browser, rules_server: S
 
 
 def write_transports_config(folder: Path) -> Path:
-    """Streams for the transport switch: named events, a mixed replay, one whose clients are dropped often and
-    one that needs a token."""
+    """Streams for the transport switch: named events, a mixed replay, one whose clients are dropped often, one
+    that needs a token and one with a Socket.IO namespace, event and rule of its own."""
     (folder / "mixed.jsonl").write_text(MIXED_FRAMES, encoding="utf-8")
     data = edit_config(base_config(), stats={"interval_ms": 30}, replay=None)
     data["streams"] += [
@@ -621,6 +622,10 @@ def write_transports_config(folder: Path) -> Path:
          "template": {"t": {"$seq": True}}, "faults": {"disconnect_every_s": 0.5}},
         {"name": "secret", "path": "/secret", "source": "random", "interval_ms": 30, "template": {"n": 1},
          "auth": {"query": "token", "values": [TOKEN]}},
+        # served over Socket.IO in a namespace and as an event of its own; answers `ping` by a rule
+        {"name": "renamed", "path": "/renamed", "source": "random", "interval_ms": 30,
+         "template": {"n": {"$seq": True}}, "socketio": {"namespace": "/live", "event": "tick"},
+         "rules": [{"match": {"text": "ping"}, "example": "ping", "do": [{"reply": {"pong": {"$seq": True}}}]}]},
     ]
     return write_config(folder, data)
 
@@ -797,20 +802,43 @@ def test_sse_after_a_server_restart_reconnects_by_itself_and_shows_the_reset(bro
         server.stop()
 
 
-def test_socketio_is_marked_unavailable_here_yet_shows_its_io_snippet(page: Page, server: ServerProcess) -> None:
-    """This server has no Socket.IO (GET /socket.io/ is 404): the page says so and does not connect."""
+def is_engine_io(url: str) -> bool:
+    return "/socket.io/" in url
+
+
+def test_socketio_switch_joins_the_streams_namespace_and_fills_the_cards_and_log(page: Page,
+                                                                                  server: ServerProcess) -> None:
+    """The page speaks Engine.IO v4 / Socket.IO v5 over one WebSocket: the namespace is the stream's path, its
+    frames the events named after it. Nothing asks /socket.io/ whether it is there (the API says so)."""
+    sockets = SocketRecorder(page)
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
     page.goto(server.url)
     expect(status(page)).to_have_attribute("data-state", "open")
-    option = page.locator(".transport-option", has=transport(page, "socketio"))
-    expect(option).to_have_attribute("data-unavailable", "true")
-    expect(option).to_have_attribute("title", re.compile("^Socket.IO is not available on this server"))
 
-    transport(page, "socketio").check()
+    with page.expect_websocket(lambda socket: is_engine_io(socket.url)) as engine:
+        transport(page, "socketio").check()
+    assert engine.value.url == f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket"
+    sent: list[str] = []
+    engine.value.on("framesent", lambda payload: sent.append(payload))
     expect(page).to_have_url(f"{server.url}?transport=socketio")
-    expect(status(page)).to_have_text("closed · Socket.IO is not available on this server")
-    expect(page.get_by_test_id("connection-toggle")).to_be_disabled()
-    expect(page.get_by_test_id("send-input")).to_be_disabled()
-    expect(page.get_by_test_id("transport-note")).to_contain_text("Socket.IO is not available on this server")
+    expect(status(page)).to_have_attribute("data-state", "open")
+    expect(status(page)).to_have_text("open")
+    if not sockets.sockets[0].is_closed():
+        sockets.sockets[0].wait_for_event("close")  # the plain WebSocket was closed, not left running beside it
+    log_events = page.locator("[data-direction=event] [data-testid=log-body]")
+    expect(log_events.filter(has_text="open: ").first).to_have_text(f"open: http://127.0.0.1:{server.port}")
+
+    expect(page.get_by_test_id("card")).to_have_count(len(CATEGORY_NAMES))
+    expect(page.locator("[data-direction=in]").nth(5)).to_be_attached()
+    received_frames = sockets.frames[engine.value.url]
+    assert received_frames[0].startswith('0{"sid":')  # Engine.IO's open packet
+    assert received_frames[1].startswith('40{"sid":')  # joined the namespace /
+    assert received_frames[2].startswith('42["stats",{')  # a frame, as the event named after the stream
+    assert {"face", "car", "wifi"} <= set(json.loads(received(page)[0]))
+    expect(page.get_by_test_id("transport-note")).to_have_text(
+        "Socket.IO namespace /, event 'stats'; the send box emits 'message' events, and replies come back as "
+        "the event they answer.")
     expect(snippet(page)).to_have_text(
         "import { io } from 'socket.io-client';\n\n"
         f"const socket = io('http://127.0.0.1:{server.port}');\n\n"
@@ -818,33 +846,179 @@ def test_socketio_is_marked_unavailable_here_yet_shows_its_io_snippet(page: Page
         "  console.log('stats from server', data);\n"
         "});"
     )
-    page.get_by_test_id("stream-picker").select_option("other")  # namespace: the path; event: the name
+
+    # The send box emits a `message` event; the stream's reply comes back as one.
+    send_box = page.get_by_test_id("send-input")
+    send_box.fill("hello over socket.io")
+    send_box.press("Enter")
+    expect(page.locator("[data-direction=out] [data-testid=log-body]")).to_have_text(["hello over socket.io"])
+    reply = page.locator("[data-direction=in] [data-testid=log-body]", has_text="web socket 已连接: ")
+    expect(reply).to_have_text(["web socket 已连接: hello over socket.io"])
+    assert '42["message","hello over socket.io"]' in sent
+
+    # Disconnect leaves the namespace and stays closed; Connect joins again on a new connection.
+    toggle = page.get_by_test_id("connection-toggle")
+    toggle.click()
+    expect(status(page)).to_have_text("closed · io client disconnect")
+    expect(toggle).to_have_text("Connect")
+    assert "41" in sent
+    with page.expect_websocket(lambda socket: is_engine_io(socket.url)):
+        toggle.click()
+    expect(status(page)).to_have_text("open")
+
+    # Another stream keeps the choice: its namespace is its path, its event its name.
+    page.get_by_test_id("stream-picker").select_option("other")
+    expect(page).to_have_url(f"{server.url}other?transport=socketio")
     expect(snippet(page)).to_contain_text(f"const socket = io('http://127.0.0.1:{server.port}/other');")
     expect(snippet(page)).to_contain_text("socket.on('other', (data) => {")
+    expect(page.get_by_test_id("frame-body")).to_contain_text('"markup": "<b>bold</b>"')
+    assert not [url for url in requests if "transport=polling" in url]
 
 
-def test_socketio_snippet_follows_the_streams_socketio_block_and_the_server_probe(page: Page,
-                                                                                   server: ServerProcess) -> None:
-    """A server with Socket.IO answers the Engine.IO polling handshake; its streams may rename the namespace and
-    event (`socketio: {namespace, event}`). Both are simulated here by answering in the browser."""
+def test_socketio_follows_the_streams_socketio_block_and_its_rules_answer_the_send_box(
+    page: Page, transports_server: ServerProcess
+) -> None:
+    """`socketio: {namespace: /live, event: tick}` as the API reports it; a rule's example is offered and its
+    JSON reply arrives as an event."""
+    sockets = SocketRecorder(page)
+    page.goto(f"{transports_server.url}renamed?transport=socketio")
+    expect(status(page)).to_have_attribute("data-state", "open")
+    engine_url = f"ws://127.0.0.1:{transports_server.port}/socket.io/?EIO=4&transport=websocket"
+    assert sockets.urls() == [engine_url]
+    expect(snippet(page)).to_contain_text(f"const socket = io('http://127.0.0.1:{transports_server.port}/live');")
+    expect(snippet(page)).to_contain_text("socket.on('tick', (data) => {")
+    expect(page.locator("[data-direction=in]").nth(2)).to_be_attached()
+    numbers = [json.loads(text)["n"] for text in received(page)]
+    assert numbers == list(range(numbers[0], numbers[0] - len(numbers), -1))  # every event, newest first
+    assert any(frame.startswith('42/live,["tick",{"n":') for frame in sockets.frames[engine_url])
 
-    def with_socketio(route: Route) -> None:
-        streams = route.fetch().json()
-        renamed = {"namespace": "/live", "event": "tick"}
-        route.fulfill(json=[{**stream, "socketio": renamed} if stream["name"] == "stats" else stream
-                            for stream in streams])
+    page.get_by_test_id("example").click()
+    page.get_by_test_id("send-button").click()
+    expect(page.locator("[data-direction=in] [data-testid=log-body]", has_text="pong")).to_have_text(['{"pong":1}'])
 
-    page.route("**/api/streams", with_socketio)
-    page.route("**/socket.io/?EIO=4&transport=polling",
-               lambda route: route.fulfill(body='0{"sid":"x","upgrades":["websocket"],"pingInterval":25000,'
-                                                '"pingTimeout":20000,"maxPayload":1000000}'))
+
+def test_socketio_shows_text_and_binary_events_like_frames(page: Page, transports_server: ServerProcess) -> None:
+    """A binary frame is a binary event whose attachment follows as a binary WebSocket message."""
+    page.goto(f"{transports_server.url}mixed?transport=socketio")
+    body = page.locator("[data-direction=in] [data-testid=log-body]")
+    expect(body.filter(has_text="binary: ").first).to_have_text("binary: 00 01 02 ff")
+    expect(body.filter(has_text="plain ").first).to_have_text("plain <i>text</i>")
+    expect(page.get_by_test_id("frame-body")).to_have_text('{\n  "after": "json"\n}')
+
+
+def test_socketio_refused_connect_shows_the_servers_reason_and_waits_for_connect(
+    page: Page, transports_server: ServerProcess
+) -> None:
+    """A connect_error carries the reason, and socket.io-client does not retry it: neither does the page."""
+    sockets = SocketRecorder(page)
+    page.goto(f"{transports_server.url}secret?transport=socketio")
+    missing = "connect_error: missing token: send it in the query parameter ?token="
+    expect(status(page)).to_have_text(f"closed · {missing}")
+    hint = page.get_by_test_id("connection-hint")
+    expect(hint).to_contain_text("The server refused to join the namespace: missing token")
+    expect(hint).to_contain_text("Open this page as /secret?token=…")
+    closed = page.locator("[data-direction=event] [data-testid=log-body]", has_text="closed: ")
+    expect(closed).to_have_text([f"closed: {missing}"])  # no "retrying in"
+    expect(page.get_by_test_id("connection-toggle")).to_have_text("Connect")
+    page.wait_for_timeout(1000)  # twice the longest first backoff delay: a retry would have begun
+    assert len(sockets.sockets) == 1
+
+    page.goto(f"{transports_server.url}secret?transport=socketio&token=wrong")
+    expect(status(page)).to_have_text(re.compile(r"^closed · connect_error: token not accepted"))
+    expect(hint).not_to_contain_text("Open this page as")
+
+    with page.expect_websocket(lambda socket: is_engine_io(socket.url)) as engine:
+        page.goto(f"{transports_server.url}secret?transport=socketio&token={TOKEN}")
+    assert engine.value.url.endswith(f"/socket.io/?EIO=4&transport=websocket&token={TOKEN}")
+    expect(status(page)).to_have_attribute("data-state", "open")
+    expect(hint).to_be_hidden()
+    expect(snippet(page)).to_contain_text(f"io('http://127.0.0.1:{transports_server.port}/secret?token={TOKEN}')")
+
+
+def test_socketio_after_a_disconnect_fault_reconnects_with_backoff(page: Page,
+                                                                   transports_server: ServerProcess) -> None:
+    page.goto(f"{transports_server.url}flaky?transport=socketio")
+    expect(status(page)).to_have_attribute("data-state", "open")
+    page.evaluate(RECORD_STATUS)
+
+    # dropped (the fault), then the page's own backoff, then the namespace joined again
+    page.wait_for_function(
+        "seq => window.statuses.some((_, i) => seq.every((s, j) => window.statuses[i + j] === s))",
+        arg=["closed · transport close", "reconnecting (attempt 1)", "open"],
+    )
+    log_events = page.locator("[data-direction=event] [data-testid=log-body]")
+    expect(log_events.filter(has_text="closed: ").first).to_have_text(
+        re.compile(r"^closed: transport close; retrying in \d+\.\d s$"))
+    frames_then = len(received(page))
+    expect(page.locator("[data-direction=in]").nth(frames_then + 2)).to_be_attached()  # frames flow again
+
+
+# The page's module, its packets made readable: binary attachments as lists of byte values.
+DECODE_PACKETS = """async (packets) => {
+  const { decodePacket, withAttachments } = await import('/static/socketio.js');
+  const bytes = (hex) => Uint8Array.from(hex.match(/../g) ?? [], (pair) => parseInt(pair, 16)).buffer;
+  const show = (v) => v instanceof ArrayBuffer ? {bytes: [...new Uint8Array(v)]}
+    : Array.isArray(v) ? v.map(show)
+    : v !== null && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, show(x)])) : v;
+  return packets.map(([text, ...attachments]) => {
+    const packet = decodePacket(text);
+    return {...packet, data: show(withAttachments(packet.data, attachments.map(bytes)))};
+  });
+}"""
+ENCODE_PACKETS = """async (packets) => {
+  const { encodePacket } = await import('/static/socketio.js');
+  return packets.map(encodePacket);
+}"""
+
+
+def test_the_pages_socketio_packets_are_python_socketios_format_both_ways(page: Page, server: ServerProcess) -> None:
+    """Checked against the server's own codec (python-socketio's Packet), including what the server never
+    sends the page: ack ids, several attachments, binary inside objects."""
+    written = [
+        Packet(EVENT, namespace="/live", data=["tick", {"n": 1}], id=7),
+        Packet(EVENT, data=["stats", "text"]),
+        Packet(CONNECT, data={"sid": "abc"}),
+        Packet(CONNECT_ERROR, namespace="/secret", data={"message": "missing token"}),
+        Packet(DISCONNECT, namespace="/live"),
+        Packet(EVENT, namespace="/mixed", data=["mixed", {"a": b"\x00\x01", "b": [b"\xff"]}]),
+    ]
+    encoded = [p.encode() for p in written]  # a binary event is [text, attachment, ...]
+    page.goto(server.url)
+    decoded = page.evaluate(DECODE_PACKETS, [[e] if isinstance(e, str) else [e[0], *(b.hex() for b in e[1:])]
+                                             for e in encoded])
+    assert [(d["type"], d["namespace"], d["id"]) for d in decoded] == [
+        (EVENT, "/live", 7), (EVENT, "/", None), (CONNECT, "/", None), (CONNECT_ERROR, "/secret", None),
+        (DISCONNECT, "/live", None), (BINARY_EVENT, "/mixed", None)]
+    assert [d["data"] for d in decoded] == [
+        ["tick", {"n": 1}], ["stats", "text"], {"sid": "abc"}, {"message": "missing token"}, None,
+        ["mixed", {"a": {"bytes": [0, 1]}, "b": [{"bytes": [255]}]}]]
+    assert decoded[-1]["attachments"] == 2
+
+    sent = page.evaluate(ENCODE_PACKETS, [{"type": CONNECT, "namespace": "/"}, {"type": CONNECT, "namespace": "/live"},
+                                          {"type": EVENT, "namespace": "/live", "data": ["message", "hi, \"you\""]},
+                                          {"type": DISCONNECT, "namespace": "/live"}])
+    read = [Packet(encoded_packet=text) for text in sent]
+    assert [(p.packet_type, p.namespace or "/", p.data) for p in read] == [
+        (CONNECT, "/", None), (CONNECT, "/live", None), (EVENT, "/live", ["message", 'hi, "you"']),
+        (DISCONNECT, "/live", None)]
+
+
+def test_socketio_is_off_for_a_stream_in_no_namespace(page: Page, server: ServerProcess) -> None:
+    """A stream with a path always has a namespace, so the API answer is changed in the browser here."""
+
+    def without_namespace(route: Route) -> None:
+        route.fulfill(json=[{**stream, "socketio": None} for stream in route.fetch().json()])
+
+    page.route("**/api/streams", without_namespace)
     try:
+        sockets = SocketRecorder(page)
         page.goto(f"{server.url}?transport=socketio")
-        expect(transport(page, "socketio")).to_be_checked()
-        expect(page.locator(".transport-option", has=transport(page, "socketio"))).to_have_attribute(
-            "data-unavailable", "false")
-        expect(snippet(page)).to_contain_text(f"const socket = io('http://127.0.0.1:{server.port}/live');")
-        expect(snippet(page)).to_contain_text("socket.on('tick', (data) => {")
+        expect(status(page)).to_have_attribute("data-state", "open")
+        assert sockets.urls() == [f"ws://127.0.0.1:{server.port}/"]
+        expect(transport(page, "websocket")).to_be_checked()
+        expect(transport(page, "socketio")).to_be_disabled()
+        option = page.locator(".transport-option", has=transport(page, "socketio"))
+        expect(option).to_have_attribute("title", "This stream is in no Socket.IO namespace")
     finally:
         page.unroute_all(behavior="wait")
 
