@@ -385,10 +385,7 @@ def _params(reader: _Reader, channel: _Channel) -> dict[str, dict[str, Any]]:
     declared = channel.value.get("parameters") or {}
     for name in re.findall(r"\{([^{}]+)\}", channel.address or ""):
         where = channel.where / "parameters" / name
-        if name not in declared:
-            raise _DocumentError(channel.where / "parameters",
-                                 f"the address names {{{name}}}, which is not declared here")
-        param, where = reader.follow(declared[name], where)
+        param, where = reader.follow(declared.get(name, {}), where)  # undeclared: any value
         param = param if isinstance(param, dict) else {}
         schema, schema_where = reader.follow(param.get("schema", {}), where / "schema")  # 2.x: a schema
         schema = schema if isinstance(schema, dict) else {}
