@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import shutil
@@ -110,6 +111,22 @@ async def test_each_parameter_value_is_served_by_a_stream_whose_template_can_use
     quotes = next(s for s in listed if s["name"] == "quotes")
     assert (quotes["path"], quotes["clients"]) == ("/quotes/{symbol}", 3)
     assert quotes["instances"] == {"/quotes/BTC-USD": 2, "/quotes/ETH-USD": 1}
+
+
+@pytest.mark.parametrize("own_streams", [[QUOTES]], indirect=True)
+@pytest.mark.gen_test
+async def test_server_sent_events_on_a_concrete_path_carry_its_value(own_streams, http_server, http_port):
+    reader, writer = await asyncio.open_connection("127.0.0.1", http_port)
+    writer.write(b"GET /quotes/XRP-USD HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+        assert head.startswith(b"HTTP/1.1 200")
+        data = await asyncio.wait_for(reader.readuntil(b"\n\n"), 2)
+        while b"data: " not in data:
+            data = await asyncio.wait_for(reader.readuntil(b"\n\n"), 2)
+    finally:
+        writer.close()
+    assert json.loads(data.split(b"data: ", 1)[1])["symbol"] == "XRP-USD"
 
 
 @pytest.mark.parametrize("own_streams", [[QUOTES]], indirect=True)
