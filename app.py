@@ -79,7 +79,7 @@ class ParamPathMatches(Matcher):
         self.hub = hub
 
     def match(self, request: HTTPServerRequest) -> dict | None:
-        return {} if self.hub.param_refusal(request.path) is not None else None
+        return {} if self.hub.path_refusal(request.path) is not None else None
 
 
 def make_app(hub: Hub, **settings: object) -> Application:

@@ -326,6 +326,62 @@ class SocketIoConfig(_Model):
         return event
 
 
+class ParamConfig(_Model):
+    """What a `{name}` segment of a stream's path accepts: one of `enum`, else a full match of `pattern`, else
+    any non-empty segment."""
+
+    enum: Annotated[tuple[StrictStr, ...], Field(min_length=1)] | None = None
+    pattern: StrictStr | None = None  # a Python regular expression the whole segment must match
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise PydanticCustomError("pattern", "is not a regular expression: {why}", {"why": str(e)}) from None
+        return pattern
+
+    def refusal(self, name: str, value: str) -> str | None:
+        """Why ``value`` is not allowed for parameter ``name``, or None when it is."""
+        if self.enum is not None:
+            return None if value in self.enum else f"{name} must be one of {', '.join(self.enum)}, got {value!r}"
+        if self.pattern is not None:
+            return None if re.fullmatch(self.pattern, value) else f"{name} must match {self.pattern}, got {value!r}"
+        return None
+
+
+PATH_PARAM = re.compile(r"^\{([^{}]+)\}$")  # a whole path segment naming a parameter: {symbol}
+
+
+def path_param_names(path: str | None) -> list[str]:
+    """The parameters a path names as whole segments: /v1/marketdata/{symbol} -> ['symbol']."""
+    return [m.group(1) for m in map(PATH_PARAM.match, (path or "").split("/")) if m]
+
+
+def match_path(route: str, path: str, params: Mapping[str, ParamConfig]) -> tuple[dict[str, str] | None, str | None]:
+    """Match a request path against a parameterized route: (the values, None) when it is served, (None, why not)
+    when it has the route's shape but a value is not allowed, (None, None) when it has another shape."""
+    want, got = route.split("/"), path.split("/")
+    if len(want) != len(got):
+        return None, None
+    values, wrong = {}, []
+    for pattern, part in zip(want, got, strict=True):
+        name = PATH_PARAM.match(pattern)
+        if name is None:
+            if pattern != part:
+                return None, None
+            continue
+        if not part:
+            return None, None
+        refusal = params[name.group(1)].refusal(name.group(1), part) if name.group(1) in params else None
+        if refusal is not None:
+            wrong.append(refusal)
+        values[name.group(1)] = part
+    return (None, "; ".join(wrong)) if wrong else (values, None)
+
+
 class StreamConfig(_Model):
     """One pushed stream: where it lives, what it sends and how often."""
 
@@ -351,7 +407,9 @@ class StreamConfig(_Model):
     fallback: tuple[ActionConfig, ...] = ()  # when no rule matches (`reply` is the one-line form)
     socketio: SocketIoConfig | None = None  # None: the namespace is the path, the event is the name
     faker_locale: StrictStr | None = None  # $faker values' language and country; None: the top-level one
-    params: dict[StrictStr, StrictStr] = {}  # the values of the path's parameters, for {$param: name}
+    # the path's parameters, for {$param: name}: a fixed value (symbol: BTCUSD), or for a {name} segment of
+    # the path what it accepts (symbol: {pattern: '[A-Z]+-[A-Z]+'}; undeclared: any value)
+    params: dict[StrictStr, StrictStr | ParamConfig] = {}
 
     @model_validator(mode="after")
     def _one_fallback(self) -> StreamConfig:
@@ -360,9 +418,37 @@ class StreamConfig(_Model):
                                                             "one-line fallback (fallback: [{reply: ...}])")
         return self
 
+    @model_validator(mode="after")
+    def _params_fit_the_path(self) -> StreamConfig:
+        names = path_param_names(self.path)
+        for name, param in self.params.items():
+            if isinstance(param, ParamConfig) and name not in names:
+                raise PydanticCustomError("param_not_in_path", "params.{name}: enum / pattern describe a "
+                                          "{segment} segment of the path, and the path has none",
+                                          {"name": name, "segment": "{" + name + "}"})
+            if isinstance(param, str) and name in names:
+                raise PydanticCustomError("param_in_path", "params.{name}: the path has a {segment} segment, so the "
+                                          "value comes from each request: give enum: [...] or pattern: ... "
+                                          "(or leave it out: any value)", {"name": name, "segment": "{" + name + "}"})
+        return self
+
+    @property
+    def parameterized(self) -> bool:
+        """Whether the path has {name} segments, served for each allowed value (/v1/marketdata/{symbol})."""
+        return bool(path_param_names(self.path))
+
+    def match(self, path: str) -> tuple[dict[str, str] | None, str | None]:
+        """A parameterized stream's values at a request path, or why it does not serve it (see match_path)."""
+        if not self.parameterized:
+            return None, None
+        specs = {k: v for k, v in self.params.items() if isinstance(v, ParamConfig)}
+        return match_path(self.path, path, specs)
+
     @property
     def socketio_namespace(self) -> str | None:
         """The Socket.IO namespace the stream is served in (None: none, a topic-only stream)."""
+        if self.parameterized:
+            return None  # not served over Socket.IO: a namespace would need a value per connection
         if self.socketio is not None and self.socketio.namespace is not None:
             return self.socketio.namespace
         return self.path

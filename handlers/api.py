@@ -58,7 +58,7 @@ class ParamNotFoundHandler(JsonHandler):
     """A parameterized stream path with a value no stream serves: a JSON 404 naming the allowed values."""
 
     def prepare(self) -> None:
-        raise ApiError(404, self.hub.param_refusal(self.request.path) or f"nothing at {self.request.path}")
+        raise ApiError(404, self.hub.path_refusal(self.request.path) or f"nothing at {self.request.path}")
 
 
 class StreamsHandler(JsonHandler):

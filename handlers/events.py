@@ -53,8 +53,8 @@ class EventsEndpoint:
         """Subscribe, continuing after the frame the client last saw, if it says."""
         since, events.context = events.context, None
         self.hub.add_socket(events)
-        stream = self.hub.stream_at(events.path)
-        if stream is None:  # removed between the request and now
+        stream = self.hub.stream_for_client(events.path)
+        if stream is None:  # removed between the request and now, or (a path value) no room for one more
             events.close()
             return
         events.context = stream

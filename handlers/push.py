@@ -13,7 +13,7 @@ from handlers.demo import send_demo_page
 from handlers.events import EventsEndpoint, resume_point, serve_events, wants_events
 from handlers.websocket import WebSocketHandler
 from streams.conversation import Conversation
-from streams.hub import Hub
+from streams.hub import MAX_PATH_VALUES, Hub
 from streams.stream import Stream
 from transport.connection import Connection, Connections, Endpoint
 
@@ -28,7 +28,10 @@ class PushEndpoint:
         """Subscribe the connection to its stream (after the frame it saw last, with ?since=N)."""
         since, connection.context = connection.context, None
         self.hub.add_socket(connection)
-        stream = self.hub.stream_at(connection.path)
+        stream = self.hub.stream_for_client(connection.path)
+        if stream is None and self.hub.stream_at(connection.path) is not None:  # a path value, and no room left
+            connection.close(1013, "too many path values served; try again later")
+            return
         if stream is None:  # removed between the handshake and now
             connection.close(1001, "stream removed")
             return
@@ -71,6 +74,17 @@ class PushHandler(WebSocketHandler):
     def auth(self) -> AuthConfig | None:
         stream = self.hub.stream_at(self.request.path)
         return stream.config.auth if stream is not None else None
+
+    def admitted(self, auth: AuthConfig | None) -> bool:
+        """The checks of every endpoint, and room for one more value of a parameterized stream (else 503)."""
+        if not super().admitted(auth):
+            return False
+        if self.hub.path_values_full(self.request.path):
+            self.set_header("Retry-After", "5")
+            self.refuse(503, f"no room for another value of {self.hub.stream_at(self.request.path).config.path}: "
+                             f"{MAX_PATH_VALUES} path values are served already; try again when clients leave")
+            return False
+        return True
 
     def connection_context(self) -> int | None:
         """Where the client resumes: ?since=N continues after frame N."""

@@ -12,9 +12,9 @@ reload, the demo page) works on AsyncAPI channels unchanged, and
   are the messages' ``examples`` in order, or an instance of their ``payload``
   schema (``$schema``), the messages taking turns (``$cycle``; ``x-weight``
   repeats a message);
-- a path parameter with an ``enum`` (or ``examples``) becomes one stream per
-  value, with ``params:`` so ``{$param: name}`` reads it and other values get
-  a 404 naming the allowed ones;
+- a path parameter becomes a ``{name}`` segment of the stream's path, served
+  for each value its ``enum`` (else ``pattern``) allows, or any value without
+  either; other values get a 404 naming the allowed ones;
 - a message the client sends with a ``reply`` (3.x) or ``x-reply`` (2.x)
   becomes a rule matching its ``const``/``enum`` fields;
 - channels on other protocols (kafka, mqtt, ...) are listed and skipped.
@@ -365,46 +365,44 @@ def _translate_channel(reader: _Reader, channel: _Channel, interval_ms: int, out
     template = _turns(reader, channel.sends) if channel.sends else None
     rules = [_rule(reader, message, where, replies) for message, where, replies in channel.requests if replies]
     path = "/" + "/".join(p for p in (channel.prefix.strip("/"), channel.address.strip("/")) if p)
-    for params in _param_values(reader, channel):
-        concrete = path
-        for name, value in params.items():
-            concrete = concrete.replace("{" + name + "}", value)
-        if template is not None:
-            stream: dict[str, Any] = {"name": _name(concrete), "path": concrete, "source": "random",
-                                      "interval_ms": interval, "template": template}
-            if params:
-                stream["params"] = params
-            if rules:
-                stream["rules"] = rules
-            out.streams.append(stream)
-        else:
-            out.endpoints.append({"path": concrete, "rules": rules})
+    params = _params(reader, channel)
+    if template is not None:
+        stream: dict[str, Any] = {"name": _name(path), "path": path, "source": "random", "interval_ms": interval,
+                                  "template": template}
+        if params:
+            stream["params"] = params
+        if rules:
+            stream["rules"] = rules
+        out.streams.append(stream)
+    else:
+        out.endpoints.append({"path": path, "rules": rules})
 
 
-def _param_values(reader: _Reader, channel: _Channel) -> list[dict[str, str]]:
-    """Every combination of the address's parameter values (one empty combination without parameters)."""
-    names = re.findall(r"\{([^{}]+)\}", channel.address or "")
-    combos: list[dict[str, str]] = [{}]
+def _params(reader: _Reader, channel: _Channel) -> dict[str, dict[str, Any]]:
+    """What each parameter of the address accepts: its `enum`, else its `pattern`, else any value (a stream's
+    `params`; the values are matched per request)."""
+    params: dict[str, dict[str, Any]] = {}
     declared = channel.value.get("parameters") or {}
-    for name in names:
+    for name in re.findall(r"\{([^{}]+)\}", channel.address or ""):
         where = channel.where / "parameters" / name
-        if name not in declared:
-            raise _DocumentError(channel.where / "parameters",
-                                 f"the address names {{{name}}}, which is not declared here")
-        param, where = reader.follow(declared[name], where)
+        param, where = reader.follow(declared.get(name, {}), where)  # undeclared: any value
+        param = param if isinstance(param, dict) else {}
         schema, schema_where = reader.follow(param.get("schema", {}), where / "schema")  # 2.x: a schema
-        values = param.get("enum") or schema.get("enum") or param.get("examples") or schema.get("examples")
-        if not values and (param.get("default") or schema.get("default")) is not None:
-            values = [param.get("default") or schema.get("default")]
-        if not isinstance(values, list) or not values:
-            raise _DocumentError(where, f"parameter {name!r} lists no enum or examples, so the mock cannot know which "
-                                  "addresses to serve (values matching only a pattern are not served yet)")
-        pattern = schema.get("pattern") or param.get("pattern")
-        for value in values:
-            if pattern is not None and not re.search(pattern, str(value)):
-                raise _DocumentError(where, f"value {value!r} does not match the parameter's pattern {pattern!r}")
-        combos = [{**combo, name: str(value)} for combo in combos for value in values]
-    return combos
+        schema = schema if isinstance(schema, dict) else {}
+        values = param.get("enum") or schema.get("enum")
+        pattern = param.get("pattern") or schema.get("pattern")
+        if isinstance(values, list) and values:
+            params[name] = {"enum": [str(v) for v in values]}
+        elif isinstance(pattern, str):
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                at = where / "pattern" if "pattern" in param else schema_where / "pattern"
+                raise _DocumentError(at, f"is not a regular expression the mock can use: {e}") from None
+            params[name] = {"pattern": pattern}
+        else:
+            params[name] = {}  # any non-empty value
+    return params
 
 
 def _name(path: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from random import Random
 from typing import Any
@@ -25,6 +25,7 @@ from config import (
     StreamConfig,
     add_generated,
     check_config,
+    path_param_names,
 )
 from streams.asyncapi import AsyncApiError, translate_document
 from streams.fake import DEFAULT_LOCALE, locale_problem
@@ -46,8 +47,6 @@ class AppConfig:
     mock_files: Mapping[str, Path]  # by stream name, replay streams only
     rules: Mapping[str, RuleSet]  # by URL path: endpoints, and streams that answer messages
     schema_files: frozenset[Path] = frozenset()  # the JSON Schema files that $schema generators read
-    # parameterized paths ('/v1/marketdata/{symbol}') and the values their streams serve, from streams' `params`
-    routes: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def watched_files(self) -> list[Path]:
         """The files besides the config whose edits change what is served: mock files and schema files."""
@@ -69,25 +68,41 @@ def load_config(path: str | Path) -> AppConfig:
     rules = build_rules(checked)
     if checked.problems or checked.settings is None:
         raise ConfigError(checked.problems, [*mock_files.values(), *sorted(schema_files)])
-    return AppConfig(checked.file, checked.settings, sources, mock_files, rules, frozenset(schema_files),
-                     param_routes(checked.settings.streams))
+    return AppConfig(checked.file, checked.settings, sources, mock_files, rules, frozenset(schema_files))
 
 
-def param_routes(streams: tuple[StreamConfig, ...]) -> dict[str, dict[str, tuple[str, ...]]]:
-    """Each parameterized path with the values served for each parameter: the path of a stream with
-    ``params: {symbol: BTCUSD}`` at /v1/marketdata/BTCUSD is /v1/marketdata/{symbol}."""
-    routes: dict[str, dict[str, list[str]]] = {}
-    for stream in streams:
-        if not stream.params or stream.path is None:
-            continue
-        by_value = {value: name for name, value in stream.params.items()}
-        route = "/".join(f"{{{by_value[part]}}}" if part in by_value else part for part in stream.path.split("/"))
-        allowed = routes.setdefault(route, {})
-        for name, value in stream.params.items():
-            allowed.setdefault(name, [])
-            if value not in allowed[name]:
-                allowed[name].append(value)
-    return {route: {name: tuple(values) for name, values in allowed.items()} for route, allowed in routes.items()}
+def bindable_params(params: Any, path: Any) -> dict[str, str]:
+    """The values ``{$param: name}`` is bound to when a stream is built: fixed values as they are, and for a
+    {name} segment of a parameterized path the placeholder '{name}' (each value is bound per request, see
+    ``bind_instance``; binding the placeholder checks the template and rules once, at load)."""
+    params = params if isinstance(params, dict) else {}
+    bound = {name: value for name, value in params.items() if isinstance(value, str)}
+    for name in path_param_names(path if isinstance(path, str) else None):
+        bound[name] = "{" + name + "}"
+    return bound
+
+
+def bind_instance(config: AppConfig, stream: StreamConfig) -> tuple[Source, RuleSet | None]:
+    """The frame source and rules of one value of a parameterized stream: ``stream`` is its config with the
+    concrete path and ``params`` holding the request's values; its template and rules read them."""
+    source = config.sources[stream.name]
+    if isinstance(source, RandomSource):
+        template = compile_template(bind_params(stream.template, stream.params),
+                                    faker_locale=stream.faker_locale or config.settings.faker_locale,
+                                    base_path=config.file.parent)
+        source = RandomSource(template)
+    if not (stream.rules or stream.fallback or stream.reply is not None):
+        return source, None
+    names = [s.name for s in config.streams]
+    rules, _problems = compile_rules(_bound_rules(stream.rules, stream.params), stream.fallback, names, stream.reply)
+    return source, rules  # the placeholder binding compiled at load, so a value changes no rule's validity
+
+
+def _bound_rules(rules: tuple[RuleConfig, ...], params: dict[str, str]) -> tuple[RuleConfig, ...]:
+    """The rules with each ``{$param: name}`` replaced by its value; raises TemplateError."""
+    return tuple(RuleConfig.model_validate(bind_params(rule.model_dump(by_alias=True, exclude_unset=True),
+                                                       params, (i,)))
+                 for i, rule in enumerate(rules))
 
 
 def add_asyncapi(checked: CheckedConfig) -> set[Path]:
@@ -111,14 +126,13 @@ def build_rules(checked: CheckedConfig) -> dict[str, RuleSet]:
     names = [name for name in names if isinstance(name, str)]
     rules: dict[str, RuleSet] = {}
     owners = [(("endpoints", i), e.path, e.rules, e.fallback, None, {}) for i, e in checked.valid_endpoints()]
-    owners += [(("streams", i), s.path, s.rules, s.fallback, s.reply, s.params) for i, s in checked.valid_streams()
+    owners += [(("streams", i), s.path, s.rules, s.fallback, s.reply, bindable_params(s.params, s.path))
+               for i, s in checked.valid_streams()
                if s.path is not None and (s.rules or s.fallback or s.reply is not None)]
     for loc, path, rule_configs, fallback, reply, params in owners:
         if params:
             try:
-                rule_configs = tuple(RuleConfig.model_validate(bind_params(
-                    rule.model_dump(by_alias=True, exclude_unset=True), params, (i,)))
-                    for i, rule in enumerate(rule_configs))
+                rule_configs = _bound_rules(rule_configs, params)
             except TemplateError as e:
                 checked.problems.append(checked.where.say(loc + ("rules",) + e.path, e.message))
                 continue
@@ -183,7 +197,7 @@ def _random_source(raw: dict[str, Any], loc: tuple, locale: str, base: Path, whe
         problems.append(where.say(loc + ("template",), "is required when source is random "
                                                        "(a mapping whose leaves may be generators)"))
         return None
-    params = raw.get("params") if isinstance(raw.get("params"), dict) else {}
+    params = bindable_params(raw.get("params"), raw.get("path"))
     try:
         template = compile_template(bind_params(raw["template"], params), faker_locale=locale, base_path=base)
     except TemplateError as e:

@@ -351,7 +351,9 @@ class Cluster:
         return self._fingerprint[1]
 
     def _shared_streams(self) -> Iterable[Stream]:
-        return [s for s in self.hub.streams.values() if s.config.timeline == "shared"]
+        # a parameterized stream's values run their timelines in each process (one clock per value would need
+        # a holder per value)
+        return [s for s in self.hub.streams.values() if s.config.timeline == "shared" and not s.config.parameterized]
 
     # -- what the other processes send
 
@@ -367,14 +369,17 @@ class Cluster:
         if verb == "frame":
             kind = header.get("k")
             stream.deliver(header["n"], frame_of(kind, payload) if kind else None, header["p"])
-        elif verb == "push":
-            stream.push(frame_of(header["k"], payload))
-        elif verb == "pause":
-            stream.pause()
-        elif verb == "resume":
-            stream.resume()
-        elif verb == "seek" and stream.source.length is not None and 0 <= args.get("index", -1) < stream.source.length:
-            stream.seek(args["index"])
-        elif verb == "faults":
-            faults = FaultsConfig.model_validate(args)
-            stream.set_faults(fault_injector(faults, self.hub.config.settings.random_seed, stream.name))
+            return
+        for each in self.hub.family(stream.name):  # a parameterized stream: each of its values served here too
+            if verb == "push":
+                each.push(frame_of(header["k"], payload))
+            elif verb == "pause":
+                each.pause()
+            elif verb == "resume":
+                each.resume()
+            elif verb == "seek" and each.source.length is not None and 0 <= args.get("index", -1) < each.source.length:
+                each.seek(args["index"])
+            elif verb == "faults":
+                faults = FaultsConfig.model_validate(args)
+                key = stream.name if each is stream else f"{stream.name} {each.config.path}"
+                each.set_faults(fault_injector(faults, self.hub.config.settings.random_seed, key))

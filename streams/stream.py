@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from tornado.ioloop import IOLoop
 
-from config import ServerConfig, StreamConfig
+from config import FaultsConfig, ServerConfig, StreamConfig
 from streams.client import Client
 from streams.clock import Clock
 from streams.schedule import Schedule, Timeline, rebase
@@ -34,6 +34,8 @@ SLOW_CLIENT_GRACE_S = 1.0  # after a 1008 close, how long a non-reading peer kee
 
 class FaultInjector(Protocol):
     """Misbehaves on purpose between a stream and its clients (see streams.faults)."""
+
+    config: FaultsConfig  # what it was made from
 
     def deliver(self, stream: Stream, sub: Subscriber, frame: Frame, seq: int | None = None) -> bool:
         """Send (or drop, delay, duplicate, garble) a frame via ``stream.write``; True if it went out now."""
@@ -81,6 +83,7 @@ class Stream:
         self.paused = False
         self._paused_at = 0.0
         self.on_finished: Callable[[Client], None] = _close_finished
+        self.on_empty: Callable[[Stream], None] | None = None  # its last client left (the hub drops a path value's)
         # fault injection (streams.faults): decides per frame whether, when and how it is sent
         self.faults: FaultInjector | None = None
         # in a cluster (streams.cluster) a shared timeline runs once for every process: the "holder" runs
@@ -137,6 +140,8 @@ class Stream:
             self.faults.on_unsubscribe(self, sub)
         if not self._subscribers and self.role != "holder":
             self.clock.stop()  # an idle stream has no timer (a holder ticks for the other processes' clients)
+            if sub is not None and self.on_empty is not None:
+                self.on_empty(self)
 
     def reply_to(self, message: str) -> str | None:
         """The reply to a client's message, or None."""

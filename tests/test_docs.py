@@ -23,6 +23,7 @@ from config import (
     EndpointConfig,
     FaultsConfig,
     MatchConfig,
+    ParamConfig,
     RuleConfig,
     ServerConfig,
     Settings,
@@ -101,7 +102,8 @@ def test_the_schema_walk_finds_every_config_block():
     assert set(config_blocks().values()) == {Settings, ServerConfig, TlsConfig, StreamConfig, EchoConfig,
                                              FaultsConfig, AuthConfig, EndpointConfig, RuleConfig, MatchConfig,
                                              ActionConfig, SubscribeConfig, UnsubscribeConfig, SnapshotConfig,
-                                             CloseConfig, SocketIoConfig, ClusterConfig, AsyncApiConfig}
+                                             CloseConfig, SocketIoConfig, ClusterConfig, AsyncApiConfig,
+                                             ParamConfig}
 
 
 def keys_of(model: type[BaseModel]) -> dict[str, Any]:
