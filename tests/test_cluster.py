@@ -248,7 +248,9 @@ def test_workers_2_on_one_port_serve_clients_from_both_with_one_timeline_and_sto
 
         async def scenario():
             conns = [await websocket_connect(ws_url(server, "/ticks")) for _ in range(16)]
-            seen = [[json.loads(await asyncio.wait_for(c.read_message(), 2)) for _ in range(3)] for c in conns]
+            seen = []
+            for c in conns:  # (an await inside a nested comprehension needs Python 3.11)
+                seen.append([json.loads(await asyncio.wait_for(c.read_message(), 2)) for _ in range(3)])
             counts: dict[str, int] = {}
             wait_for(lambda: sum(counts.update(stream_info(server, "ticks")["processes"]) or counts.values()) == 16,
                      3, "every worker has reported its clients")
