@@ -10,11 +10,12 @@ from collections.abc import Sequence
 
 from config import AuthConfig
 from handlers.demo import send_demo_page
+from handlers.events import EventsEndpoint, resume_point, serve_events, wants_events
 from handlers.websocket import WebSocketHandler
 from streams.conversation import Conversation
 from streams.hub import Hub
 from streams.stream import Stream
-from transport.connection import Connection
+from transport.connection import Connection, Connections, Endpoint
 
 
 class PushEndpoint:
@@ -24,14 +25,15 @@ class PushEndpoint:
         self.hub = hub
 
     def on_open(self, connection: Connection) -> None:
-        """Subscribe the connection to its stream."""
+        """Subscribe the connection to its stream (after the frame it saw last, with ?since=N)."""
+        since, connection.context = connection.context, None
         self.hub.add_socket(connection)
         stream = self.hub.stream_at(connection.path)
         if stream is None:  # removed between the handshake and now
             connection.close(1001, "stream removed")
             return
         connection.context = stream
-        stream.subscribe(connection)
+        stream.subscribe(connection, since=since)
 
     def on_message(self, connection: Connection, data: bytes, binary: bool) -> None:
         """Answer by the stream's rules, if it has any; the conversation starts with the first message."""
@@ -54,7 +56,13 @@ class PushEndpoint:
 
 
 class PushHandler(WebSocketHandler):
-    """The upgrade request for a stream path; a browser tab gets the demo page instead."""
+    """A stream path: the WebSocket upgrade, an event stream (SSE), or the demo page for a browser tab."""
+
+    def initialize(self, hub: Hub, connections: Connections, endpoint: Endpoint, events: Connections,
+                   events_endpoint: EventsEndpoint) -> None:
+        super().initialize(hub, connections, endpoint)
+        self.events = events
+        self.events_endpoint = events_endpoint
 
     def subprotocols(self) -> Sequence[str] | None:
         stream = self.hub.stream_at(self.request.path)
@@ -64,8 +72,16 @@ class PushHandler(WebSocketHandler):
         stream = self.hub.stream_at(self.request.path)
         return stream.config.auth if stream is not None else None
 
+    def connection_context(self) -> int | None:
+        """Where the client resumes: ?since=N continues after frame N."""
+        return resume_point(self)
+
     def get_without_upgrade(self) -> None:
-        send_demo_page(self)
+        stream = self.hub.stream_at(self.request.path)
+        if stream is None or not wants_events(self):
+            send_demo_page(self)
+        elif self.admitted(stream.config.auth):
+            serve_events(self, self.hub, stream, self.events, self.events_endpoint)
 
     def head(self) -> None:
         send_demo_page(self)  # `curl -I` of a stream path: the page's headers

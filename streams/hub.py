@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from random import Random
-from typing import Any
+from typing import Any, Protocol
 
 from config import EndpointConfig, FaultsConfig, ServerConfig, StreamConfig
 from streams.build import AppConfig, fault_injector, stream_rng
@@ -36,19 +36,38 @@ class SeekRangeError(ValueError):
         self.length = length
 
 
+class ClusterLink(Protocol):
+    """The other processes of a cluster, as the hub sees them (streams.cluster.Cluster)."""
+
+    id: str
+
+    def announce(self, verb: str, stream: str, args: dict[str, Any] | None = None, frame: Frame | None = None) -> None:
+        """Have every other process apply a control verb to its clients."""
+
+    def clients_elsewhere(self, stream: str) -> dict[str, int]:
+        """A stream's clients on each other process."""
+
+    def adopt(self) -> None:
+        """Take the shared streams of a new config into the cluster."""
+
+    def health(self) -> dict[str, Any]:
+        """{"status": "ok", ...} while the cluster's Redis is connected, else the reason."""
+
+
 class Hub:
     """The running streams by name and path, the open sockets and the current config."""
 
     def __init__(self, config: AppConfig) -> None:
         self.config = config
         self.streams: dict[str, Stream] = {}
-        self.sockets: set[Client] = set()  # every open WebSocket, echo included
+        self.sockets: set[Client] = set()  # every open client: WebSockets (echo too), event streams, Socket.IO sessions
         self.file_client_limit: int | None = None  # what the open-file limit leaves room for, when known
         self.conversations: set[Any] = set()  # every connection answering by rules (streams.conversation)
         self._rules_rngs: dict[str, Random] = {}
         for stream_config in config.streams:
             self.streams[stream_config.name] = self._make_stream(stream_config)
         self._closed = asyncio.Event()
+        self.cluster: ClusterLink | None = None  # set by streams.cluster.Cluster when the config has `cluster:`
 
     @property
     def server(self) -> ServerConfig:
@@ -64,6 +83,33 @@ class Hub:
     def stream_at(self, path: str) -> Stream | None:
         """The stream served at a URL path, if any."""
         return next((s for s in self.streams.values() if s.config.path == path), None)
+
+    def param_refusal(self, path: str) -> str | None:
+        """Why nothing is served at ``path`` when it has the shape of a parameterized path, else None."""
+        parts = path.split("/")
+        for route, allowed in self.config.routes.items():
+            pattern = route.split("/")
+            if len(pattern) != len(parts):
+                continue
+            wrong = []
+            for want, got in zip(pattern, parts, strict=True):
+                name = want[1:-1] if want.startswith("{") and want.endswith("}") else None
+                if name is None and want != got:
+                    break
+                if name is not None and got not in allowed.get(name, ()):
+                    wrong.append(f"{name} must be one of {', '.join(allowed.get(name, ()))}, got {got!r}")
+            else:
+                if wrong:
+                    return f"no stream at {path} ({route}): {'; '.join(wrong)}"
+        return None
+
+    def stream_in_namespace(self, namespace: str) -> Stream | None:
+        """The stream served in a Socket.IO namespace (its path, unless `socketio.namespace`), if any."""
+        return next((s for s in self.streams.values() if s.config.socketio_namespace == namespace), None)
+
+    def namespaces(self) -> list[str]:
+        """Every Socket.IO namespace a stream is served in."""
+        return [s.config.socketio_namespace for s in self.streams.values() if s.config.socketio_namespace is not None]
 
     def endpoint_at(self, path: str) -> EndpointConfig | None:
         """The rules endpoint (no stream of its own) served at a URL path, if any."""
@@ -90,12 +136,12 @@ class Hub:
     # -- sockets
 
     def add_socket(self, client: Client) -> None:
-        """Count an open WebSocket (for max_clients and shutdown)."""
+        """Count an open client: a WebSocket, an event stream, a Socket.IO session (for max_clients and shutdown)."""
         self.sockets.add(client)
         self._closed.clear()
 
     def remove_socket(self, client: Client) -> None:
-        """Forget a closed WebSocket."""
+        """Forget a closed client."""
         self.sockets.discard(client)
         if not self.sockets:
             self._closed.set()
@@ -141,12 +187,12 @@ class Hub:
         old, changes = self.config, []
         self.config = new
         old_server, server = old.settings.server, new.settings.server
-        for key in ("host", "port"):
+        for key in ("host", "port", "workers"):
             if getattr(old_server, key) != getattr(server, key):
                 changes.append(f"server.{key} {getattr(old_server, key)} -> {getattr(server, key)} "
                                "needs a restart (still listening where it was)")
         for key in type(server).model_fields:
-            if key not in ("host", "port") and getattr(old_server, key) != getattr(server, key):
+            if key not in ("host", "port", "workers") and getattr(old_server, key) != getattr(server, key):
                 shown = "(changed)" if key == "api_token" else f"{getattr(old_server, key)} -> {getattr(server, key)}"
                 changes.append(f"server.{key} {shown}")
         if self.echo_path != (old.settings.echo.path if old.settings.echo else None):
@@ -175,6 +221,10 @@ class Hub:
             removed.stop()
             changes.append(f"stream {name} removed")
         self.streams = streams
+        if old.settings.cluster != new.settings.cluster:
+            changes.append("cluster settings changed: they apply after a restart")
+        if self.cluster is not None:
+            self.cluster.adopt()
         return changes
 
     def _apply_endpoints(self, old: AppConfig, new: AppConfig) -> list[str]:
@@ -208,15 +258,22 @@ class Hub:
                 for sub in conversation.subscriptions.values():
                     by_stream[sub.stream.name] = by_stream.get(sub.stream.name, 0) + 1
             stream = self.stream_at(path)
+            auth = stream.config.auth if stream is not None else self.endpoint_at(path).auth
             endpoints.append({"path": path, "stream": stream.name if stream is not None else None,
                               "rules": len(rules.rules), "examples": rules.examples,
                               "clients": len(here) if stream is None else stream.subscriptions()["direct"],
-                              "subscriptions": by_stream})
+                              "subscriptions": by_stream, "auth": auth.describe() if auth is not None else None})
         return endpoints
 
     def describe(self) -> list[dict[str, Any]]:
-        """Every stream as the HTTP API lists them."""
-        return [stream.describe() for stream in self.streams.values()]
+        """Every stream as the HTTP API lists them; in a cluster, `clients` counts every process's."""
+        described = [stream.describe() for stream in self.streams.values()]
+        if self.cluster is not None:
+            for stream, info in zip(self.streams.values(), described, strict=True):
+                info["processes"] = {self.cluster.id: info["clients"], **self.cluster.clients_elsewhere(stream.name)}
+                info["clients"] = sum(info["processes"].values())
+                info["clock"] = stream.role  # holder: this process runs the shared clock; follower: another does
+        return described
 
     # -- control (HTTP API): each verb raises UnknownStreamError, and seek NotSeekableError or SeekRangeError
 
@@ -228,19 +285,28 @@ class Hub:
         return stream
 
     def push(self, name: str, frame: Frame) -> int:
-        """Send ``frame`` to every client of a stream now; returns how many got it."""
-        return self.stream(name).push(frame)
+        """Send ``frame`` to every client of a stream now; returns how many got it (in a cluster: here, plus
+        the clients the other processes last reported)."""
+        sent = self.stream(name).push(frame)
+        if self.cluster is not None:
+            self.cluster.announce("push", name, frame=frame)
+            sent += sum(self.cluster.clients_elsewhere(name).values())
+        return sent
 
     def pause(self, name: str) -> Stream:
         """Stop a stream's clock; clients stay connected."""
         stream = self.stream(name)
         stream.pause()
+        if self.cluster is not None:
+            self.cluster.announce("pause", name)
         return stream
 
     def resume(self, name: str) -> Stream:
         """Restart a stream's clock where it stopped."""
         stream = self.stream(name)
         stream.resume()
+        if self.cluster is not None:
+            self.cluster.announce("resume", name)
         return stream
 
     def seek(self, name: str, index: int) -> Stream:
@@ -254,10 +320,14 @@ class Hub:
         if not 0 <= index < stream.source.length:
             raise SeekRangeError(index, stream.source.length)
         stream.seek(index)
+        if self.cluster is not None:
+            self.cluster.announce("seek", name, {"index": index})
         return stream
 
     def set_faults(self, name: str, faults: FaultsConfig) -> Stream:
         """Replace a stream's faults (all off when none is enabled); clients stay connected."""
         stream = self.stream(name)
         stream.set_faults(fault_injector(faults, self.config.settings.random_seed, name))
+        if self.cluster is not None:
+            self.cluster.announce("faults", name, faults.model_dump(mode="json", exclude_defaults=True))
         return stream

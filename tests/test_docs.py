@@ -15,8 +15,10 @@ from pydantic_core import to_jsonable_python
 
 from config import (
     ActionConfig,
+    AsyncApiConfig,
     AuthConfig,
     CloseConfig,
+    ClusterConfig,
     EchoConfig,
     EndpointConfig,
     FaultsConfig,
@@ -25,6 +27,7 @@ from config import (
     ServerConfig,
     Settings,
     SnapshotConfig,
+    SocketIoConfig,
     StreamConfig,
     SubscribeConfig,
     TlsConfig,
@@ -98,7 +101,7 @@ def test_the_schema_walk_finds_every_config_block():
     assert set(config_blocks().values()) == {Settings, ServerConfig, TlsConfig, StreamConfig, EchoConfig,
                                              FaultsConfig, AuthConfig, EndpointConfig, RuleConfig, MatchConfig,
                                              ActionConfig, SubscribeConfig, UnsubscribeConfig, SnapshotConfig,
-                                             CloseConfig}
+                                             CloseConfig, SocketIoConfig, ClusterConfig, AsyncApiConfig}
 
 
 def keys_of(model: type[BaseModel]) -> dict[str, Any]:
