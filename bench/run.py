@@ -44,18 +44,37 @@ class Scenario:
 
     name: str
     mode: str  # fanout | echo | memory
-    path: str  # the stream in bench/bench.yaml
+    path: str  # the stream (or endpoint) in bench/bench.yaml, or in this scenario's config
     clients: int
     interval_ms: int | None = None
     duration_s: float = 10.0
-    ours_only: bool = False  # no Node reference (the 30k idle check)
+    rounds: int | None = None  # None: --rounds
+    ours_only: bool = False  # no Node reference (Node has no equivalent, or the 30k idle check)
     config: str | None = None  # our server's config for this scenario, instead of --config
     wsbench_args: tuple[str, ...] = ()  # extra wsbench.py options for this scenario
+    transport: str = "websocket"  # or sse, socketio (ours only: the Node server speaks WebSocket)
+    # our own server driven at this path and/or over this transport too, alternating with the others, as the
+    # reference of baseline_cpu_ratio (the plain /echo for a rules endpoint; WebSocket for an SSE stream)
+    baseline_path: str | None = None
+    baseline_transport: str | None = None
     # the targets (None: not judged): ours / Node ratios, and absolute floors
     cpu_ratio: float | None = None  # server CPU per message (fanout) or per round trip (echo), at most
+    baseline_cpu_ratio: float | None = None  # server CPU per message or round trip / the baseline's, at most
     kb_ratio: float | None = None  # memory per idle connection, at most
     delivered_pct: float | None = None  # share of the expected messages delivered, at least
     p99_intervals: float | None = None  # inter-arrival p99 in intervals, at most
+
+    @property
+    def has_baseline(self) -> bool:
+        """Whether our server also runs at a baseline path or over a baseline transport."""
+        return self.baseline_path is not None or self.baseline_transport is not None
+
+    @property
+    def baseline(self) -> str:
+        """The baseline, in words: "ours at /echo", "ours over websocket"."""
+        at = f" at {self.baseline_path}" if self.baseline_path is not None else ""
+        over = f" over {self.baseline_transport}" if self.baseline_transport is not None else ""
+        return f"ours{at}{over}"
 
     @property
     def target(self) -> str:
@@ -67,10 +86,15 @@ class Scenario:
             parts.append(f"p99 <= {self.p99_intervals:g} x interval")
         if self.cpu_ratio is not None:
             parts.append(f"{'us/round trip' if self.mode == 'echo' else 'us/msg'} <= {self.cpu_ratio:g} x Node")
+        if self.baseline_cpu_ratio is not None:
+            unit = "us/round trip" if self.mode == "echo" else "us/msg"
+            parts.append(f"{unit} <= {self.baseline_cpu_ratio:g} x {self.baseline}")
         if self.kb_ratio is not None:
             parts.append(f"KB/conn <= {self.kb_ratio:g} x Node")
-        if self.ours_only:
+        if self.ours_only and self.mode == "memory":
             parts.append(f"{self.clients:,} idle connections")
+        elif self.ours_only:
+            parts.append("ours only (Node has no equivalent)")
         return ", ".join(parts)
 
 
@@ -85,8 +109,27 @@ SCENARIOS = [
     # 100,000 msg/s nominal: more than the box can carry; what share of it arrives
     Scenario("t4_overload_500c_5ms", "fanout", "/overload", 500, 5, duration_s=8.0, delivered_pct=95),
     Scenario("t5_memory_2000c", "memory", "/idle", 2000, kb_ratio=0.6),
-    Scenario("t5_idle_30000c", "memory", "/idle", 30000, ours_only=True),
+    Scenario("t5_idle_30000c", "memory", "/idle", 30000, rounds=1, ours_only=True),
     Scenario("t6_echo_50c", "echo", "/idle", 50, cpu_ratio=1.2),
+    # a JSON ping answered by a rule ({"type":"pong","id":N}), against our plain /echo of the same message
+    # in the same rounds; Node answers it like any message, for context
+    Scenario("t7_rules_50c", "echo", "/rules", 50, config="bench/rules.yaml", baseline_path="/echo",
+             baseline_cpu_ratio=1.5, wsbench_args=("--message", '{"type":"ping","id":{n}}', "--any-reply")),
+    # three topic subscriptions per connection to shared streams at 10 Hz: 30,000 frames/s in envelopes
+    Scenario("t8_topics_1000c_3x100ms", "fanout", "/topics", 1000, 100, ours_only=True, delivered_pct=99,
+             config="bench/rules.yaml",
+             wsbench_args=("--frames-per-interval", "3",
+                           *(arg for name in ("s1", "s2", "s3") for arg in (
+                               "--send-on-open", f'{{"method":"SUBSCRIBE","params":["{name}"],"id":1}}')))),
+    # t2's shared timeline as Server-Sent Events (Node's server has none), against our own WebSocket clients
+    # of the same stream in the same rounds
+    Scenario("t9_sse_shared_1000c_100ms", "fanout", "/shared", 1000, 100, ours_only=True, transport="sse",
+             baseline_transport="websocket", delivered_pct=99, baseline_cpu_ratio=1.2),
+    # Socket.IO clients (socket.io-client 4.8, WebSocket transport) in the namespace of a 1 Hz shared stream;
+    # our WebSocket clients of the same stream for comparison. A 20 s window: at 1 Hz a client's count is
+    # off by up to one message (5%), upwards only when nothing is lost
+    Scenario("t10_socketio_1000c_1s", "fanout", "/shared-1hz", 1000, 1000, duration_s=20.0, ours_only=True,
+             transport="socketio", baseline_transport="websocket", delivered_pct=99),
 ]
 
 
@@ -114,22 +157,40 @@ def our_cmd(checkout: Path, config: str) -> str:
     return f"sh -c {shlex.quote(inner)}"
 
 
-def server_commands(args: argparse.Namespace, config: str) -> list[tuple[str, str]]:
-    """(label, command) of every server compared: Node's, ours, and each --also checkout of ours."""
-    servers = [("node", "node bench/anchor_node_ws.js"), ("ours", our_cmd(ROOT, config))]
-    return servers + [(f"also:{path}", our_cmd(path.resolve(), config)) for path in args.also]
+def server_commands(sc: Scenario, args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
+    """(label, command, URL path, transport) of every server compared: Node's, ours, ours at the scenario's
+    baseline, and each --also checkout of ours; no Node and no other checkout for an ours-only scenario."""
+    config = sc.config or args.config
+    servers = [] if sc.ours_only else [("node", "node bench/anchor_node_ws.js", sc.path, "websocket")]
+    servers.append(("ours", our_cmd(ROOT, config), sc.path, sc.transport))
+    if sc.has_baseline:
+        servers.append(("baseline", our_cmd(ROOT, config), sc.baseline_path or sc.path,
+                        sc.baseline_transport or sc.transport))
+    if sc.ours_only:
+        return servers
+    return servers + [(f"also:{path}", our_cmd(path.resolve(), config), sc.path, sc.transport)
+                      for path in args.also]
+
+
+def url(path: str, transport: str) -> str:
+    """The URL the load client opens: ws:// for WebSocket, http:// for SSE and Socket.IO."""
+    return f"{'ws' if transport == 'websocket' else 'http'}://127.0.0.1:PORT{path}"
 
 
 def run_scenario(sc: Scenario, args: argparse.Namespace, out: Path) -> dict:
     """Run one scenario through wsbench.py; returns its final JSON line."""
-    servers = server_commands(args, sc.config or args.config)
-    if sc.ours_only:
-        servers = [s for s in servers if s[0] != "node"][:1]
+    servers = server_commands(sc, args)
     cmd = [sys.executable, str(HERE / "wsbench.py"), sc.mode, "--server-cmd", servers[0][1]]
-    for _, server in servers[1:]:
+    for _, server, _, _ in servers[1:]:
         cmd += ["--vs", server]
-    cmd += ["--url", f"ws://127.0.0.1:PORT{sc.path}", "--clients", str(sc.clients), "--cwd", str(ROOT),
-            "--rounds", str(1 if sc.ours_only else args.rounds)]
+    urls = [url(path, transport) for _, _, path, transport in servers]
+    for each in urls if len(set(urls)) > 1 else urls[:1]:  # one --url per server when they differ
+        cmd += ["--url", each]
+    transports = [transport for _, _, _, transport in servers]
+    for transport in transports if len(set(transports)) > 1 else transports[:1]:
+        if transport != "websocket" or len(set(transports)) > 1:
+            cmd += ["--transport", transport]
+    cmd += ["--clients", str(sc.clients), "--cwd", str(ROOT), "--rounds", str(sc.rounds or args.rounds)]
     if sc.interval_ms is not None:
         cmd += ["--interval-ms", str(sc.interval_ms)]
     if sc.clients > CLIENTS_PER_SOURCE_ADDRESS:
@@ -151,7 +212,7 @@ def run_scenario(sc: Scenario, args: argparse.Namespace, out: Path) -> dict:
         raise SystemExit(f"{sc.name}: wsbench.py exited with {done.returncode}; see {out}/{sc.name}.log\n{tail}")
     print("\n".join(line for line in text.splitlines() if not line.startswith("{")), file=sys.stderr)
     result = json.loads(next(line for line in reversed(text.splitlines()) if line.startswith("{")))
-    result["labels"] = [name for name, _ in servers]
+    result["labels"] = [name for name, _, _, _ in servers]
     return result
 
 
@@ -162,7 +223,7 @@ def _ratio(ours: float | None, node: float | None) -> float | None:
 def judge(sc: Scenario, medians: dict[str, dict]) -> list[tuple[str, ...]]:
     """Rows (metric, node, ours, ratio, verdict, then each other server's value) for one scenario."""
     node, ours = medians.get("node", {}), medians.get("ours", {})
-    others = [m for label, m in medians.items() if label not in ("node", "ours")]
+    others = [m for label, m in medians.items() if label not in ("node", "ours", "baseline")]
     rows = []
 
     def row(metric: str, key: str, fmt: str, ok: bool | None, ratio: bool = True) -> None:
@@ -178,12 +239,15 @@ def judge(sc: Scenario, medians: dict[str, dict]) -> list[tuple[str, ...]]:
         row("delivered %", "delivered_pct", ".1f", None if sc.delivered_pct is None else pct >= sc.delivered_pct,
             False)
         row("delivered msg/s", "delivered_per_s", ",.0f", None)
-        row("inter-arrival p50 ms", "iat_p50_ms", ".1f", None, False)
-        row("inter-arrival p99 ms", "iat_p99_ms", ".1f", None if sc.p99_intervals is None else
-            p99 is not None and p99 <= sc.p99_intervals * sc.interval_ms, False)
+        if any(m.get("iat_p50_ms") is not None for m in medians.values()):  # none with several streams a client
+            row("inter-arrival p50 ms", "iat_p50_ms", ".1f", None, False)
+            row("inter-arrival p99 ms", "iat_p99_ms", ".1f", None if sc.p99_intervals is None else
+                p99 is not None and p99 <= sc.p99_intervals * sc.interval_ms, False)
         row("server CPU %", "server_cpu_pct", ".1f", None)
         row("server µs/msg", "server_us_per_msg", ".1f",
             None if sc.cpu_ratio is None else us is not None and us <= sc.cpu_ratio)
+        if sc.has_baseline:
+            baseline_rows(sc, medians, "server_us_per_msg", "µs/msg", rows, len(others))
     elif sc.mode == "memory":
         kb = _ratio(ours.get("kb_per_conn"), node.get("kb_per_conn"))
         if sc.ours_only:
@@ -199,12 +263,28 @@ def judge(sc: Scenario, medians: dict[str, dict]) -> list[tuple[str, ...]]:
         row("server CPU %", "server_cpu_pct", ".1f", None)
         row("server µs/round trip", "server_us_per_rt", ".1f",
             None if sc.cpu_ratio is None else us is not None and us <= sc.cpu_ratio)
+        if sc.has_baseline:
+            baseline_rows(sc, medians, "server_us_per_rt", "µs/round trip", rows, len(others))
     return rows
+
+
+def baseline_rows(sc: Scenario, medians: dict[str, dict], key: str, unit: str, rows: list, others: int) -> None:
+    """Two rows: the baseline's figure (ours at the baseline path or over the baseline transport), and
+    ours ÷ it, judged against baseline_cpu_ratio."""
+    ours, base = medians.get("ours", {}).get(key), medians.get("baseline", {}).get(key)
+    vs_base = _ratio(ours, base)
+    rows.append((f"{sc.baseline}: {unit}", "-", "-" if base is None else f"{base:.1f}", "-", "",
+                 *("-" for _ in range(others))))
+    rows.append((f"ours ÷ {sc.baseline}", "-", "-" if vs_base is None else f"{vs_base:.2f}", "-",
+                 "" if sc.baseline_cpu_ratio is None else
+                 ("met" if vs_base is not None and vs_base <= sc.baseline_cpu_ratio else "MISSED"),
+                 *("-" for _ in range(others))))
 
 
 def summary(results: list[tuple[Scenario, dict]]) -> str:
     """The markdown table of every scenario's medians, ratios and verdicts."""
-    others = [label for label in results[0][1]["labels"] if label not in ("node", "ours")]
+    others = list(dict.fromkeys(label for _, result in results for label in result["labels"]
+                                if label not in ("node", "ours", "baseline")))
     lines = ["| scenario | target | metric | Node | ours | ours/Node | |" + "".join(f" {o} |" for o in others),
              "| --- " * (7 + len(others)) + "|"]
     for sc, result in results:
@@ -236,10 +316,9 @@ def load_results(folder: Path) -> list[tuple[Scenario, dict]]:
         result = json.loads(json_lines[-1])
         command = shlex.split(lines[0][2:])  # "# wsbench.py ... --server-cmd NODE --vs OURS --vs ..."
         servers = [command[i + 1] for i, arg in enumerate(command) if arg in ("--server-cmd", "--vs")]
-        if sc.ours_only:
-            result["labels"] = ["ours"]
-        else:  # as run_scenario orders them: node, ours, then each --also checkout
-            result["labels"] = ["node", "ours"] + [f"also:{_checkout(cmd)}" for cmd in servers[2:]]
+        # as run_scenario orders them: node, ours, ours at the baseline, then each --also checkout
+        labels = ([] if sc.ours_only else ["node"]) + ["ours"] + (["baseline"] if sc.has_baseline else [])
+        result["labels"] = labels + [f"also:{_checkout(cmd)}" for cmd in servers[len(labels):]]
         results.append((sc, result))
     return results
 
