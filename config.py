@@ -34,7 +34,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 MiB = 1024 * 1024
-RESERVED_PATHS = ("/healthz", "/api", "/static")
+RESERVED_PATHS = ("/healthz", "/api", "/static", "/socket.io")
 
 Number = Annotated[float, Field(strict=False)]
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
@@ -73,6 +73,8 @@ class ServerConfig(_Model):
     compression: StrictBool = False  # permessage-deflate with clients that offer it
     tls: TlsConfig | None = None
     max_subscriptions_per_client: PositiveInt = 100  # topic subscriptions one connection may hold (rules)
+    sse_heartbeat_s: Annotated[Number, Field(ge=0)] = 15.0  # a comment line this often keeps proxies open; 0: off
+    workers: Annotated[StrictInt, Field(ge=1, le=256)] | Literal["auto"] = 1  # processes on the port; auto: one per CPU
 
     def origin_allowed(self, origin: str) -> bool:
         """Whether a browser page at ``origin`` may open a WebSocket here."""
@@ -172,6 +174,11 @@ class AuthConfig(_Model):
             return f"token not accepted: send one of the configured tokens in {where}"
         return None
 
+    def describe(self) -> dict[str, Any]:
+        """Where a client puts its token, for the HTTP API (never the accepted tokens)."""
+        return {"query": self.query, "header": self.header, "scheme": self.scheme,
+                "expires_after_s": self.expires_after_s}
+
 
 # -- conversations: rules that answer what a client sends (streams.rules does the answering)
 
@@ -190,6 +197,7 @@ class MatchConfig(_Model):
     field: StrictStr | None = None  # a JSON path (payload.query, params.0) that regex / equals test
     equals: Any = None  # the value at `field` equals this (JSON); `equals: null` tests for null
     binary: StrictBool | None = None  # only binary (true) or only text (false) messages
+    event: StrictStr | None = None  # the Socket.IO event name, exactly; WebSocket messages have none
 
     @model_validator(mode="after")
     def _consistent(self) -> MatchConfig:
@@ -264,7 +272,7 @@ class ActionConfig(_Model):
         unknown = [key for key in value if key not in ACTIONS]
         if unknown:
             hint = difflib.get_close_matches(str(unknown[0]), ACTIONS, n=1)
-            raise PydanticCustomError("unknown_action", "unknown action {name!r}{hint} (actions: {actions})",
+            raise PydanticCustomError("unknown_action", "unknown action '{name}'{hint} (actions: {actions})",
                                       {"name": unknown[0], "hint": f"; did you mean {hint[0]!r}?" if hint else "",
                                        "actions": ", ".join(ACTIONS)})
         if len(value) != 1:
@@ -297,6 +305,83 @@ class EndpointConfig(_Model):
     auth: AuthConfig | None = None
 
 
+# what socket.io-client keeps for itself: an event of one of these names never reaches the page's listeners
+SOCKETIO_RESERVED_EVENTS = ("connect", "connect_error", "disconnect", "disconnecting", "newListener",
+                            "removeListener")
+
+
+class SocketIoConfig(_Model):
+    """A stream's `socketio:` block: the Socket.IO namespace it is served in and the event its frames are."""
+
+    event: Annotated[StrictStr, Field(min_length=1, max_length=128)] | None = None  # default: the stream's name
+    namespace: UrlPath | None = None  # default: the stream's path
+
+    @field_validator("event")
+    @classmethod
+    def _not_reserved(cls, event: str | None) -> str | None:
+        if event in SOCKETIO_RESERVED_EVENTS:
+            raise PydanticCustomError("reserved_event", "is reserved by Socket.IO, so a page could never listen to it; "
+                                                        "pick another name (reserved: {names})",
+                                      {"names": ", ".join(SOCKETIO_RESERVED_EVENTS)})
+        return event
+
+
+class ParamConfig(_Model):
+    """What a `{name}` segment of a stream's path accepts: one of `enum`, else a full match of `pattern`, else
+    any non-empty segment."""
+
+    enum: Annotated[tuple[StrictStr, ...], Field(min_length=1)] | None = None
+    pattern: StrictStr | None = None  # a Python regular expression the whole segment must match
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise PydanticCustomError("pattern", "is not a regular expression: {why}", {"why": str(e)}) from None
+        return pattern
+
+    def refusal(self, name: str, value: str) -> str | None:
+        """Why ``value`` is not allowed for parameter ``name``, or None when it is."""
+        if self.enum is not None:
+            return None if value in self.enum else f"{name} must be one of {', '.join(self.enum)}, got {value!r}"
+        if self.pattern is not None:
+            return None if re.fullmatch(self.pattern, value) else f"{name} must match {self.pattern}, got {value!r}"
+        return None
+
+
+PATH_PARAM = re.compile(r"^\{([^{}]+)\}$")  # a whole path segment naming a parameter: {symbol}
+
+
+def path_param_names(path: str | None) -> list[str]:
+    """The parameters a path names as whole segments: /v1/marketdata/{symbol} -> ['symbol']."""
+    return [m.group(1) for m in map(PATH_PARAM.match, (path or "").split("/")) if m]
+
+
+def match_path(route: str, path: str, params: Mapping[str, ParamConfig]) -> tuple[dict[str, str] | None, str | None]:
+    """Match a request path against a parameterized route: (the values, None) when it is served, (None, why not)
+    when it has the route's shape but a value is not allowed, (None, None) when it has another shape."""
+    want, got = route.split("/"), path.split("/")
+    if len(want) != len(got):
+        return None, None
+    values, wrong = {}, []
+    for pattern, part in zip(want, got, strict=True):
+        name = PATH_PARAM.match(pattern)
+        if name is None:
+            if pattern != part:
+                return None, None
+            continue
+        if not part:
+            return None, None
+        refusal = params[name.group(1)].refusal(name.group(1), part) if name.group(1) in params else None
+        if refusal is not None:
+            wrong.append(refusal)
+        values[name.group(1)] = part
+    return (None, "; ".join(wrong)) if wrong else (values, None)
+
+
 class StreamConfig(_Model):
     """One pushed stream: where it lives, what it sends and how often."""
 
@@ -315,8 +400,16 @@ class StreamConfig(_Model):
     faults: FaultsConfig | None = None  # off unless set (streams.faults)
     subprotocols: Subprotocols | None = None  # None: accept the first protocol a client offers
     auth: AuthConfig | None = None  # None: anyone may connect
+    history: Annotated[StrictInt, Field(ge=0, le=100_000)] = 100  # shared: frames kept for clients that resume
+    sse_event: Annotated[StrictStr, Field(pattern=r"^[^\r\n:]+$")] | None = None  # SSE event name; None: message
+    sse_retry_ms: Annotated[StrictInt, Field(ge=0)] = 1000  # how soon an EventSource reconnects
     rules: tuple[RuleConfig, ...] = ()  # answers to what clients send (before `reply`)
     fallback: tuple[ActionConfig, ...] = ()  # when no rule matches (`reply` is the one-line form)
+    socketio: SocketIoConfig | None = None  # None: the namespace is the path, the event is the name
+    faker_locale: StrictStr | None = None  # $faker values' language and country; None: the top-level one
+    # the path's parameters, for {$param: name}: a fixed value (symbol: BTCUSD), or for a {name} segment of
+    # the path what it accepts (symbol: {pattern: '[A-Z]+-[A-Z]+'}; undeclared: any value)
+    params: dict[StrictStr, StrictStr | ParamConfig] = {}
 
     @model_validator(mode="after")
     def _one_fallback(self) -> StreamConfig:
@@ -324,6 +417,46 @@ class StreamConfig(_Model):
             raise PydanticCustomError("reply_and_fallback", "set reply or fallback, not both: reply is the "
                                                             "one-line fallback (fallback: [{reply: ...}])")
         return self
+
+    @model_validator(mode="after")
+    def _params_fit_the_path(self) -> StreamConfig:
+        names = path_param_names(self.path)
+        for name, param in self.params.items():
+            if isinstance(param, ParamConfig) and name not in names:
+                raise PydanticCustomError("param_not_in_path", "params.{name}: enum / pattern describe a "
+                                          "{segment} segment of the path, and the path has none",
+                                          {"name": name, "segment": "{" + name + "}"})
+            if isinstance(param, str) and name in names:
+                raise PydanticCustomError("param_in_path", "params.{name}: the path has a {segment} segment, so the "
+                                          "value comes from each request: give enum: [...] or pattern: ... "
+                                          "(or leave it out: any value)", {"name": name, "segment": "{" + name + "}"})
+        return self
+
+    @property
+    def parameterized(self) -> bool:
+        """Whether the path has {name} segments, served for each allowed value (/v1/marketdata/{symbol})."""
+        return bool(path_param_names(self.path))
+
+    def match(self, path: str) -> tuple[dict[str, str] | None, str | None]:
+        """A parameterized stream's values at a request path, or why it does not serve it (see match_path)."""
+        if not self.parameterized:
+            return None, None
+        specs = {k: v for k, v in self.params.items() if isinstance(v, ParamConfig)}
+        return match_path(self.path, path, specs)
+
+    @property
+    def socketio_namespace(self) -> str | None:
+        """The Socket.IO namespace the stream is served in (None: none, a topic-only stream)."""
+        if self.parameterized:
+            return None  # not served over Socket.IO: a namespace would need a value per connection
+        if self.socketio is not None and self.socketio.namespace is not None:
+            return self.socketio.namespace
+        return self.path
+
+    @property
+    def socketio_event(self) -> str:
+        """The Socket.IO event each frame is emitted as."""
+        return self.socketio.event if self.socketio is not None and self.socketio.event is not None else self.name
 
     @property
     def interval_s(self) -> float:
@@ -343,6 +476,20 @@ class EchoConfig(_Model):
     auth: AuthConfig | None = None
 
 
+class ClusterConfig(_Model):
+    """The `cluster:` block: server processes with the same Redis and name form one mock server (streams.cluster)."""
+
+    redis: Annotated[StrictStr, Field(pattern=r"^(redis|rediss|unix)://")]  # e.g. redis://127.0.0.1:6379/0
+    name: StreamName = "mockws"  # processes with another name on the same Redis are another cluster
+
+
+class AsyncApiConfig(_Model):
+    """The `asyncapi:` block: serve the WebSocket channels of an AsyncAPI document (streams.asyncapi reads it)."""
+
+    file: StrictStr  # an AsyncAPI 2.x or 3.x document, YAML or JSON, relative to the config file's folder
+    interval_ms: PositiveInt = 1000  # a channel's interval unless the channel sets x-interval-ms
+
+
 class Settings(_Model):
     """A whole config file, validated."""
 
@@ -351,6 +498,9 @@ class Settings(_Model):
     echo: EchoConfig | None = EchoConfig()
     endpoints: tuple[EndpointConfig, ...] = ()
     random_seed: StrictInt | None = None
+    faker_locale: StrictStr = "en_US"  # $faker values' language and country (streams.fake checks the name)
+    cluster: ClusterConfig | None = None  # None: this process serves alone
+    asyncapi: AsyncApiConfig | None = None  # None: no AsyncAPI document
 
 
 class ConfigError(Exception):
@@ -397,6 +547,33 @@ class CheckedConfig:
         return valid
 
 
+def add_generated(checked: CheckedConfig, streams: list[dict[str, Any]], endpoints: list[dict[str, Any]],
+                  origin: str) -> None:
+    """Append generated `streams:` and `endpoints:` entries (an AsyncAPI document's) and check them with the rest;
+    their problems are reported at ``origin`` (e.g. the asyncapi.file key)."""
+    data = dict(checked.data)
+    own_streams = list(data.get("streams") or []) if isinstance(data.get("streams"), list) else []
+    own_endpoints = list(data.get("endpoints") or []) if isinstance(data.get("endpoints"), list) else []
+    data["streams"], data["endpoints"] = own_streams + streams, own_endpoints + endpoints
+    checked.data = data
+    if checked.settings is None:
+        return
+    origin_loc = ("asyncapi", "file")
+    try:
+        checked.settings = Settings.model_validate(data)
+    except ValidationError as e:
+        checked.problems += [checked.where.say(origin_loc, f"{origin}: generated {format_loc(tuple(err['loc']))}: "
+                                                           f"{_describe(err)}") for err in e.errors()]
+        checked.settings = None
+        return
+    before = set(checked.problems)
+    found = _check_names_and_paths(checked.valid_streams(), checked.settings.echo.path if checked.settings.echo
+                                   else None, [(i, e.path) for i, e in enumerate(checked.settings.endpoints)],
+                                   checked.where)
+    checked.problems += [checked.where.say(origin_loc, f"{origin}: generated entry: {problem.split(': ', 1)[1]}")
+                         for problem in found if problem not in before]
+
+
 def check_config(path: str | Path) -> CheckedConfig:
     """Read a config file and check it against the schema; raises ConfigError only when it cannot be read."""
     path = Path(path)
@@ -429,6 +606,10 @@ def check_config_text(text: str, path: Path) -> CheckedConfig:
     endpoint_paths = ([(i, e.path) for i, e in enumerate(settings.endpoints)] if settings is not None
                       else _valid_endpoint_paths(data.get("endpoints")))
     problems += _check_names_and_paths(checked.valid_streams(), echo_path, endpoint_paths, where)
+    if settings is not None and settings.server.workers != 1 and settings.cluster is None:
+        problems.append(where.say(("server", "workers"), f"workers: {settings.server.workers} needs a cluster: "
+                                  "block (cluster: {redis: redis://127.0.0.1:6379/0}): the workers share timelines "
+                                  "and the control API through Redis (apt-get install redis-server starts one)"))
     if settings is not None and settings.server.tls is not None:
         try:
             tls_context(settings.server.tls, path.parent)
@@ -527,11 +708,13 @@ def format_loc(loc: tuple) -> str:
 # where each block of the schema lives in a file, to tell a misplaced key where it belongs
 _BLOCKS: dict[str, type[BaseModel]] = {"": Settings, "server": ServerConfig, "server.tls": TlsConfig,
                                        "streams[]": StreamConfig, "streams[].faults": FaultsConfig,
-                                       "streams[].auth": AuthConfig, "echo": EchoConfig, "echo.auth": AuthConfig,
+                                       "streams[].auth": AuthConfig, "streams[].socketio": SocketIoConfig,
+                                       "echo": EchoConfig, "echo.auth": AuthConfig, "asyncapi": AsyncApiConfig,
                                        "endpoints[]": EndpointConfig, "endpoints[].auth": AuthConfig,
                                        "rules[]": RuleConfig, "rules[].match": MatchConfig,
                                        "subscribe": SubscribeConfig, "unsubscribe": UnsubscribeConfig,
-                                       "snapshot": SnapshotConfig, "close": CloseConfig}
+                                       "snapshot": SnapshotConfig, "close": CloseConfig,
+                                       "cluster": ClusterConfig}
 
 
 def _block_of(loc: tuple) -> str:
@@ -622,6 +805,8 @@ def _describe(err: Mapping[str, Any], block: str | None = None) -> str:
 
 
 def _pattern_message(loc: tuple) -> str:
+    if loc and loc[-1] == "redis":
+        return "must be a Redis URL such as redis://127.0.0.1:6379/0 (rediss:// for TLS, unix:// for a socket)"
     if loc and loc[-1] == "name":
         return "must be letters, digits, '-', '_' or '.' (it is used in URLs), starting with a letter or digit"
     return "must be a URL path starting with '/', without spaces, '?' or '#'"
@@ -695,4 +880,21 @@ def _check_names_and_paths(streams: list[tuple[int, StreamConfig]], echo_path: s
         if is_reserved(path):
             problems.append(where.say(loc, f"{path!r} is reserved for the server itself "
                                            f"({', '.join(RESERVED_PATHS)}); pick another path"))
+    return problems + _check_namespaces(streams, where)
+
+
+def _check_namespaces(streams: list[tuple[int, StreamConfig]], where: Locator) -> list[str]:
+    """Each Socket.IO namespace serves one stream (a stream's namespace is its path unless socketio.namespace)."""
+    problems: list[str] = []
+    owners: dict[str, int] = {}
+    for i, stream in streams:
+        namespace = stream.socketio_namespace
+        if namespace is None:
+            continue
+        if namespace in owners:
+            explicit = stream.socketio is not None and stream.socketio.namespace is not None
+            loc = ("streams", i, "socketio", "namespace") if explicit else ("streams", i, "path")
+            problems.append(where.say(loc, f"Socket.IO namespace {namespace!r} is also streams[{owners[namespace]}]'s "
+                                           "(a stream's namespace is its path); set socketio.namespace on one of them"))
+        owners.setdefault(namespace, i)
     return problems

@@ -36,7 +36,7 @@ class ConfigWatcher:
         self.path = config.file
         self._apply = apply
         self._debounce_s = debounce_s
-        self._files = self._files_of(config.mock_files.values())
+        self._files = self._files_of(config.watched_files())
         self._seen = _snapshot(self._files)
         self._changed_at: float | None = None  # when the files last moved, while a reload is pending
         self._last_error: str | None = None
@@ -78,7 +78,7 @@ class ConfigWatcher:
         if self._last_error is not None:
             log.info("%s is valid again", self.path.name)
         self._last_error = None
-        self._watch(config.mock_files.values())
+        self._watch(config.watched_files())
         try:
             changes = self._apply(config)
         except Exception:  # a bad reload must never take the running server down

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fan-out benchmarks: this server against the original Node `ws` server, side by side.
 
-    python3 bench/run.py                      # every scenario, 3 alternating rounds (about 15 min when quiet)
+    python3 bench/run.py                      # every scenario, 3 alternating rounds (about 20 min when quiet)
     python3 bench/run.py --only 'seed|echo'   # some scenarios (a regex on their names)
     python3 bench/run.py --also /tmp/old      # a third server: another checkout of this project
     python3 bench/run.py --summarize bench/results/<timestamp>   # print an earlier run's table again
@@ -52,15 +52,29 @@ class Scenario:
     ours_only: bool = False  # no Node reference (Node has no equivalent, or the 30k idle check)
     config: str | None = None  # our server's config for this scenario, instead of --config
     wsbench_args: tuple[str, ...] = ()  # extra wsbench.py options for this scenario
-    # echo mode: our own server driven at this path too, alternating with the others, as the reference
-    # of baseline_cpu_ratio (the plain /echo for a rules endpoint)
+    transport: str = "websocket"  # or sse, socketio (ours only: the Node server speaks WebSocket)
+    # our own server driven at this path and/or over this transport too, alternating with the others, as the
+    # reference of baseline_cpu_ratio (the plain /echo for a rules endpoint; WebSocket for an SSE stream)
     baseline_path: str | None = None
+    baseline_transport: str | None = None
     # the targets (None: not judged): ours / Node ratios, and absolute floors
     cpu_ratio: float | None = None  # server CPU per message (fanout) or per round trip (echo), at most
-    baseline_cpu_ratio: float | None = None  # echo: server CPU per round trip / ours at baseline_path, at most
+    baseline_cpu_ratio: float | None = None  # server CPU per message or round trip / the baseline's, at most
     kb_ratio: float | None = None  # memory per idle connection, at most
     delivered_pct: float | None = None  # share of the expected messages delivered, at least
     p99_intervals: float | None = None  # inter-arrival p99 in intervals, at most
+
+    @property
+    def has_baseline(self) -> bool:
+        """Whether our server also runs at a baseline path or over a baseline transport."""
+        return self.baseline_path is not None or self.baseline_transport is not None
+
+    @property
+    def baseline(self) -> str:
+        """The baseline, in words: "ours at /echo", "ours over websocket"."""
+        at = f" at {self.baseline_path}" if self.baseline_path is not None else ""
+        over = f" over {self.baseline_transport}" if self.baseline_transport is not None else ""
+        return f"ours{at}{over}"
 
     @property
     def target(self) -> str:
@@ -73,7 +87,8 @@ class Scenario:
         if self.cpu_ratio is not None:
             parts.append(f"{'us/round trip' if self.mode == 'echo' else 'us/msg'} <= {self.cpu_ratio:g} x Node")
         if self.baseline_cpu_ratio is not None:
-            parts.append(f"us/round trip <= {self.baseline_cpu_ratio:g} x ours at {self.baseline_path}")
+            unit = "us/round trip" if self.mode == "echo" else "us/msg"
+            parts.append(f"{unit} <= {self.baseline_cpu_ratio:g} x {self.baseline}")
         if self.kb_ratio is not None:
             parts.append(f"KB/conn <= {self.kb_ratio:g} x Node")
         if self.ours_only and self.mode == "memory":
@@ -106,6 +121,15 @@ SCENARIOS = [
              wsbench_args=("--frames-per-interval", "3",
                            *(arg for name in ("s1", "s2", "s3") for arg in (
                                "--send-on-open", f'{{"method":"SUBSCRIBE","params":["{name}"],"id":1}}')))),
+    # t2's shared timeline as Server-Sent Events (Node's server has none), against our own WebSocket clients
+    # of the same stream in the same rounds
+    Scenario("t9_sse_shared_1000c_100ms", "fanout", "/shared", 1000, 100, ours_only=True, transport="sse",
+             baseline_transport="websocket", delivered_pct=99, baseline_cpu_ratio=1.2),
+    # Socket.IO clients (socket.io-client 4.8, WebSocket transport) in the namespace of a 1 Hz shared stream;
+    # our WebSocket clients of the same stream for comparison. A 20 s window: at 1 Hz a client's count is
+    # off by up to one message (5%), upwards only when nothing is lost
+    Scenario("t10_socketio_1000c_1s", "fanout", "/shared-1hz", 1000, 1000, duration_s=20.0, ours_only=True,
+             transport="socketio", baseline_transport="websocket", delivered_pct=99),
 ]
 
 
@@ -133,27 +157,39 @@ def our_cmd(checkout: Path, config: str) -> str:
     return f"sh -c {shlex.quote(inner)}"
 
 
-def server_commands(sc: Scenario, args: argparse.Namespace) -> list[tuple[str, str, str]]:
-    """(label, command, URL path) of every server compared: Node's, ours, ours at the scenario's baseline
-    path, and each --also checkout of ours; only ours for a scenario without Node."""
+def server_commands(sc: Scenario, args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
+    """(label, command, URL path, transport) of every server compared: Node's, ours, ours at the scenario's
+    baseline, and each --also checkout of ours; no Node and no other checkout for an ours-only scenario."""
     config = sc.config or args.config
-    servers = [("node", "node bench/anchor_node_ws.js", sc.path), ("ours", our_cmd(ROOT, config), sc.path)]
+    servers = [] if sc.ours_only else [("node", "node bench/anchor_node_ws.js", sc.path, "websocket")]
+    servers.append(("ours", our_cmd(ROOT, config), sc.path, sc.transport))
+    if sc.has_baseline:
+        servers.append(("baseline", our_cmd(ROOT, config), sc.baseline_path or sc.path,
+                        sc.baseline_transport or sc.transport))
     if sc.ours_only:
-        return servers[1:]
-    if sc.baseline_path is not None:
-        servers.append(("baseline", our_cmd(ROOT, config), sc.baseline_path))
-    return servers + [(f"also:{path}", our_cmd(path.resolve(), config), sc.path) for path in args.also]
+        return servers
+    return servers + [(f"also:{path}", our_cmd(path.resolve(), config), sc.path, sc.transport)
+                      for path in args.also]
+
+
+def url(path: str, transport: str) -> str:
+    """The URL the load client opens: ws:// for WebSocket, http:// for SSE and Socket.IO."""
+    return f"{'ws' if transport == 'websocket' else 'http'}://127.0.0.1:PORT{path}"
 
 
 def run_scenario(sc: Scenario, args: argparse.Namespace, out: Path) -> dict:
     """Run one scenario through wsbench.py; returns its final JSON line."""
     servers = server_commands(sc, args)
     cmd = [sys.executable, str(HERE / "wsbench.py"), sc.mode, "--server-cmd", servers[0][1]]
-    for _, server, _ in servers[1:]:
+    for _, server, _, _ in servers[1:]:
         cmd += ["--vs", server]
-    paths = [path for _, _, path in servers]
-    for path in paths if len(set(paths)) > 1 else paths[:1]:  # one --url per server when they differ
-        cmd += ["--url", f"ws://127.0.0.1:PORT{path}"]
+    urls = [url(path, transport) for _, _, path, transport in servers]
+    for each in urls if len(set(urls)) > 1 else urls[:1]:  # one --url per server when they differ
+        cmd += ["--url", each]
+    transports = [transport for _, _, _, transport in servers]
+    for transport in transports if len(set(transports)) > 1 else transports[:1]:
+        if transport != "websocket" or len(set(transports)) > 1:
+            cmd += ["--transport", transport]
     cmd += ["--clients", str(sc.clients), "--cwd", str(ROOT), "--rounds", str(sc.rounds or args.rounds)]
     if sc.interval_ms is not None:
         cmd += ["--interval-ms", str(sc.interval_ms)]
@@ -176,7 +212,7 @@ def run_scenario(sc: Scenario, args: argparse.Namespace, out: Path) -> dict:
         raise SystemExit(f"{sc.name}: wsbench.py exited with {done.returncode}; see {out}/{sc.name}.log\n{tail}")
     print("\n".join(line for line in text.splitlines() if not line.startswith("{")), file=sys.stderr)
     result = json.loads(next(line for line in reversed(text.splitlines()) if line.startswith("{")))
-    result["labels"] = [name for name, _, _ in servers]
+    result["labels"] = [name for name, _, _, _ in servers]
     return result
 
 
@@ -210,6 +246,8 @@ def judge(sc: Scenario, medians: dict[str, dict]) -> list[tuple[str, ...]]:
         row("server CPU %", "server_cpu_pct", ".1f", None)
         row("server µs/msg", "server_us_per_msg", ".1f",
             None if sc.cpu_ratio is None else us is not None and us <= sc.cpu_ratio)
+        if sc.has_baseline:
+            baseline_rows(sc, medians, "server_us_per_msg", "µs/msg", rows, len(others))
     elif sc.mode == "memory":
         kb = _ratio(ours.get("kb_per_conn"), node.get("kb_per_conn"))
         if sc.ours_only:
@@ -225,16 +263,22 @@ def judge(sc: Scenario, medians: dict[str, dict]) -> list[tuple[str, ...]]:
         row("server CPU %", "server_cpu_pct", ".1f", None)
         row("server µs/round trip", "server_us_per_rt", ".1f",
             None if sc.cpu_ratio is None else us is not None and us <= sc.cpu_ratio)
-        if sc.baseline_path is not None:
-            base = medians.get("baseline", {}).get("server_us_per_rt")
-            vs_base = _ratio(ours.get("server_us_per_rt"), base)
-            rows.append((f"ours at {sc.baseline_path}: µs/round trip", "-", "-" if base is None else f"{base:.1f}",
-                         "-", "", *("-" for _ in others)))
-            rows.append((f"ours ÷ ours at {sc.baseline_path}", "-", "-" if vs_base is None else f"{vs_base:.2f}", "-",
-                         "" if sc.baseline_cpu_ratio is None else
-                         ("met" if vs_base is not None and vs_base <= sc.baseline_cpu_ratio else "MISSED"),
-                         *("-" for _ in others)))
+        if sc.has_baseline:
+            baseline_rows(sc, medians, "server_us_per_rt", "µs/round trip", rows, len(others))
     return rows
+
+
+def baseline_rows(sc: Scenario, medians: dict[str, dict], key: str, unit: str, rows: list, others: int) -> None:
+    """Two rows: the baseline's figure (ours at the baseline path or over the baseline transport), and
+    ours ÷ it, judged against baseline_cpu_ratio."""
+    ours, base = medians.get("ours", {}).get(key), medians.get("baseline", {}).get(key)
+    vs_base = _ratio(ours, base)
+    rows.append((f"{sc.baseline}: {unit}", "-", "-" if base is None else f"{base:.1f}", "-", "",
+                 *("-" for _ in range(others))))
+    rows.append((f"ours ÷ {sc.baseline}", "-", "-" if vs_base is None else f"{vs_base:.2f}", "-",
+                 "" if sc.baseline_cpu_ratio is None else
+                 ("met" if vs_base is not None and vs_base <= sc.baseline_cpu_ratio else "MISSED"),
+                 *("-" for _ in range(others))))
 
 
 def summary(results: list[tuple[Scenario, dict]]) -> str:
@@ -272,11 +316,9 @@ def load_results(folder: Path) -> list[tuple[Scenario, dict]]:
         result = json.loads(json_lines[-1])
         command = shlex.split(lines[0][2:])  # "# wsbench.py ... --server-cmd NODE --vs OURS --vs ..."
         servers = [command[i + 1] for i, arg in enumerate(command) if arg in ("--server-cmd", "--vs")]
-        if sc.ours_only:
-            result["labels"] = ["ours"]
-        else:  # as run_scenario orders them: node, ours, ours at the baseline path, then each --also checkout
-            labels = ["node", "ours"] + (["baseline"] if sc.baseline_path is not None else [])
-            result["labels"] = labels + [f"also:{_checkout(cmd)}" for cmd in servers[len(labels):]]
+        # as run_scenario orders them: node, ours, ours at the baseline, then each --also checkout
+        labels = ([] if sc.ours_only else ["node"]) + ["ours"] + (["baseline"] if sc.has_baseline else [])
+        result["labels"] = labels + [f"also:{_checkout(cmd)}" for cmd in servers[len(labels):]]
         results.append((sc, result))
     return results
 

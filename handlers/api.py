@@ -39,10 +39,12 @@ class JsonHandler(RequestHandler):
 
 
 class HealthHandler(JsonHandler):
-    """GET /healthz: the server is up."""
+    """GET /healthz: the server is up; in a cluster, 503 with the reason while Redis is not connected."""
 
     def get(self) -> None:
-        self.write_json({"status": "ok"})
+        cluster = self.hub.cluster
+        health = cluster.health() if cluster is not None else {"status": "ok"}
+        self.write_json(health, 200 if health["status"] == "ok" else 503)
 
 
 class ApiNotFoundHandler(JsonHandler):
@@ -50,6 +52,13 @@ class ApiNotFoundHandler(JsonHandler):
 
     def prepare(self) -> None:
         raise ApiError(404, f"no API endpoint {self.request.path}; see GET /api/streams")
+
+
+class ParamNotFoundHandler(JsonHandler):
+    """A parameterized stream path with a value no stream serves: a JSON 404 naming the allowed values."""
+
+    def prepare(self) -> None:
+        raise ApiError(404, self.hub.path_refusal(self.request.path) or f"nothing at {self.request.path}")
 
 
 class StreamsHandler(JsonHandler):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from tornado.web import RequestHandler
 
@@ -46,18 +47,8 @@ class WebSocketHandler(RequestHandler):
         if not is_upgrade(headers):
             self.get_without_upgrade()
             return
-        origin = headers.get("Origin")
-        if origin is not None and not self.hub.server.origin_allowed(origin):
-            self.refuse(403, f"origin {origin} is not allowed (server.allowed_origins)")
-            return
         auth = self.auth()
-        if auth is not None and not self.authorized(auth):
-            return
-        if self.hub.at_capacity():
-            # refused before the handshake, so existing clients are unaffected
-            self.set_header("Retry-After", "5")
-            limit, why = self.hub.client_limit()
-            self.refuse(503, f"server is at its limit of {limit} WebSocket clients ({why})")
+        if not self.admitted(auth):
             return
         outcome = accept(headers, self.subprotocols(), self.hub.server.compression)
         if not isinstance(outcome, Accepted):
@@ -70,7 +61,28 @@ class WebSocketHandler(RequestHandler):
                                 subprotocol=outcome.subprotocol, deflate=outcome.deflate,
                                 max_message_bytes=self.hub.server.max_message_bytes, registry=self.connections,
                                 expires=expires)
+        connection.context = self.connection_context()
         adopt(self.detach(), connection)
+
+    def connection_context(self) -> Any:
+        """What the endpoint finds in ``connection.context`` when the connection opens."""
+        return None
+
+    def admitted(self, auth: AuthConfig | None) -> bool:
+        """The checks every client passes before it is served: origin, token, client limit; False: refused."""
+        origin = self.request.headers.get("Origin")
+        if origin is not None and not self.hub.server.origin_allowed(origin):
+            self.refuse(403, f"origin {origin} is not allowed (server.allowed_origins)")
+            return False
+        if auth is not None and not self.authorized(auth):
+            return False
+        if self.hub.at_capacity():
+            # refused before the handshake, so existing clients are unaffected
+            self.set_header("Retry-After", "5")
+            limit, why = self.hub.client_limit()
+            self.refuse(503, f"server is at its limit of {limit} clients ({why})")
+            return False
+        return True
 
     def authorized(self, auth: AuthConfig) -> bool:
         """Whether the request carries an accepted token; if not, it is answered with 401."""

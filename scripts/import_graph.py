@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("streams", "transport", "handlers")
-TOP_LEVEL = ("config", "app", "reload", "record", "server")  # product modules; tests/scripts/bench are not
+TOP_LEVEL = ("config", "app", "reload", "record", "server", "workers")  # product modules; tests/scripts/bench are not
 
 
 def project_modules() -> dict[str, Path]:

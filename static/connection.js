@@ -1,5 +1,6 @@
-// One WebSocket kept open on the user's behalf: visible state, automatic reconnect with capped
-// exponential backoff and jitter, and no reconnect after the user chose to disconnect.
+// One WebSocket or EventSource kept open on the user's behalf: visible state, automatic reconnect
+// with capped exponential backoff and jitter, and no reconnect after the user chose to disconnect.
+// (Socket.IO, with the same interface and backoff, is in socketio.js.)
 
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_CAP_MS = 10_000;
@@ -20,9 +21,42 @@ const CLOSE_CODE_NAMES = {
   1013: "try again later",
 };
 
-/** "1001 server shutting down", or the code's standard name when the peer gave no reason. */
+/** "1001 server shutting down", or the code's standard name when the peer gave no reason; an event stream has no code. */
 export function describeClose({ code, reason }) {
+  if (code === null) return reason;
   return `${code} ${reason || CLOSE_CODE_NAMES[code] || "closed"}`;
+}
+
+/**
+ * How long to wait before reconnect attempt `attempt` (0, 1, …): "equal jitter", between half and all of
+ * the capped exponential delay, so clients dropped together by a restart do not all come back in the same instant.
+ */
+export function backoffDelay(attempt) {
+  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_FIRST_MS * 2 ** attempt);
+  return ceiling / 2 + (Math.random() * ceiling) / 2;
+}
+
+/** One pending reconnect: when it fires (`at`, epoch ms, null when none is pending). */
+export class RetryTimer {
+  constructor() {
+    this.at = null;
+    this.timer = null;
+  }
+
+  start(delayMs, callback) {
+    this.at = Date.now() + delayMs;
+    this.timer = setTimeout(() => {
+      this.at = null;
+      this.timer = null;
+      callback();
+    }, delayMs);
+  }
+
+  cancel() {
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.at = null;
+  }
 }
 
 /**
@@ -34,20 +68,26 @@ export class Connection extends EventTarget {
   constructor(url) {
     super();
     this.url = url;
+    this.client = "WebSocket"; // what the browser connects with, for messages
+    this.canSend = true;
     this.state = "closed"; // "connecting" | "open" | "closed"
     this.wanted = false; // false once the user pressed Disconnect: never reconnect then
-    this.lastClose = null; // {code, reason} of the latest close, null while open
-    this.retryAt = null; // epoch ms of the next attempt while waiting to reconnect
+    this.lastClose = null; // {code, reason, beforeOpen} of the latest close, null while open
     this.attempt = 0; // reconnect attempts since the last successful open
     this.socket = null;
-    this.retryTimer = null;
+    this.retry = new RetryTimer();
+  }
+
+  /** Epoch ms of the next attempt while waiting to reconnect, else null. */
+  get retryAt() {
+    return this.retry.at;
   }
 
   /** Open now and keep reconnecting after unexpected closes. */
   connect() {
     this.wanted = true;
     this.attempt = 0;
-    this.#cancelRetry();
+    this.retry.cancel();
     if (this.socket) {
       this.#setState(this.state); // still closing after a Disconnect: its close event reconnects
     } else {
@@ -58,7 +98,7 @@ export class Connection extends EventTarget {
   /** Close on purpose (1000) and stay closed until `connect()`. */
   disconnect() {
     this.wanted = false;
-    this.#cancelRetry();
+    this.retry.cancel();
     if (this.socket) {
       this.socket.close(1000, "client disconnected");
     } else {
@@ -76,7 +116,7 @@ export class Connection extends EventTarget {
   /** Drop the socket without emitting events (used when switching streams). */
   dispose() {
     this.wanted = false;
-    this.#cancelRetry();
+    this.retry.cancel();
     if (this.socket) {
       const socket = this.socket;
       this.socket = null;
@@ -89,8 +129,10 @@ export class Connection extends EventTarget {
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     this.#setState("connecting");
+    let opened = false; // a close before the open is a failed handshake: refused, or no server
     socket.addEventListener("open", () => {
       if (this.socket !== socket) return;
+      opened = true;
       this.attempt = 0;
       this.lastClose = null;
       this.dispatchEvent(new Event("open"));
@@ -103,7 +145,7 @@ export class Connection extends EventTarget {
     socket.addEventListener("close", (event) => {
       if (this.socket !== socket) return; // a disposed socket finishing its close
       this.socket = null;
-      this.lastClose = { code: event.code, reason: event.reason };
+      this.lastClose = { code: event.code, reason: event.reason, beforeOpen: !opened };
       if (this.wanted) this.#scheduleRetry();
       this.dispatchEvent(new Event("close"));
       this.#setState("closed");
@@ -111,27 +153,134 @@ export class Connection extends EventTarget {
   }
 
   #scheduleRetry() {
-    // "Equal jitter": wait between half and all of the capped exponential delay, so clients
-    // dropped together by a restart do not all come back in the same instant.
-    const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_FIRST_MS * 2 ** this.attempt);
-    const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
+    this.retry.start(backoffDelay(this.attempt), () => this.#open());
     this.attempt += 1;
-    this.retryAt = Date.now() + delay;
-    this.retryTimer = setTimeout(() => {
-      this.retryAt = null;
-      this.retryTimer = null;
-      this.#open();
-    }, delay);
-  }
-
-  #cancelRetry() {
-    clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    this.retryAt = null;
   }
 
   #setState(state) {
     this.state = state;
     this.dispatchEvent(new Event("state"));
   }
+}
+
+/**
+ * A Server-Sent Events stream through the browser's EventSource, with the same state, events and verbs as
+ * `Connection` (`send()` always returns false: events flow one way). EventSource reconnects by itself after
+ * a drop, resuming with Last-Event-ID, so `attempt` counts those reconnects; only when the browser gives up
+ * (an HTTP error such as 401 or 503) does this class retry with backoff. Frames of the stream's named event
+ * (`eventName`, its `sse_event`) and of unnamed ones are "message"s, `binary` events arrive decoded as an
+ * ArrayBuffer, and a `reset` event (the server no longer has what was missed) is a "reset" MessageEvent.
+ */
+export class EventSourceConnection extends EventTarget {
+  constructor(url, eventName = null) {
+    super();
+    this.url = url;
+    this.eventName = eventName;
+    this.client = "EventSource";
+    this.canSend = false;
+    this.state = "closed";
+    this.wanted = false;
+    this.lastClose = null; // {code: null, reason, beforeOpen, browserRetries}
+    this.attempt = 0; // reconnects since the last successful open, the browser's own included
+    this.source = null;
+    this.retry = new RetryTimer(); // only after the browser gave up
+  }
+
+  /** Epoch ms of the next attempt while this class waits to reconnect, else null (also while the browser does). */
+  get retryAt() {
+    return this.retry.at;
+  }
+
+  /** Open now and keep the stream open. */
+  connect() {
+    this.wanted = true;
+    this.attempt = 0;
+    this.retry.cancel();
+    if (this.source) {
+      this.#setState(this.state);
+    } else {
+      this.#open();
+    }
+  }
+
+  /** Close on purpose and stay closed until `connect()`. */
+  disconnect() {
+    this.wanted = false;
+    this.retry.cancel();
+    if (this.source) {
+      this.source.close(); // EventSource fires nothing when closed by the page: say it here
+      this.source = null;
+      this.lastClose = { code: null, reason: "closed by the page", beforeOpen: false, browserRetries: false };
+      this.dispatchEvent(new Event("close"));
+    }
+    this.#setState("closed");
+  }
+
+  /** Nothing goes from the page to the server over Server-Sent Events. */
+  send() {
+    return false;
+  }
+
+  /** Close without emitting events (used when switching streams or transports). */
+  dispose() {
+    this.wanted = false;
+    this.retry.cancel();
+    this.source?.close();
+    this.source = null;
+  }
+
+  #open() {
+    const source = new EventSource(this.url);
+    this.source = source;
+    this.#setState("connecting");
+    let opened = false;
+    const current = () => this.source === source;
+    const deliver = (data) => this.dispatchEvent(new MessageEvent("message", { data }));
+    source.addEventListener("open", () => {
+      if (!current()) return;
+      opened = true;
+      this.attempt = 0;
+      this.lastClose = null;
+      this.dispatchEvent(new Event("open"));
+      this.#setState("open");
+    });
+    source.addEventListener("message", (event) => current() && deliver(event.data));
+    if (this.eventName !== null) source.addEventListener(this.eventName, (event) => current() && deliver(event.data));
+    source.addEventListener("binary", (event) => current() && deliver(base64Bytes(event.data)));
+    source.addEventListener("reset", (event) => {
+      if (current()) this.dispatchEvent(new MessageEvent("reset", { data: event.data }));
+    });
+    source.addEventListener("error", () => {
+      if (!current()) return;
+      // CONNECTING: the stream ended or an attempt failed, and the browser tries again by itself (after the
+      // server's retry:). CLOSED: the browser gave up (an HTTP error, not an event stream): retry here.
+      const browserRetries = source.readyState === EventSource.CONNECTING;
+      const reason = opened ? "the event stream ended" : browserRetries ? "connection failed" : "refused";
+      this.lastClose = { code: null, reason, beforeOpen: !opened, browserRetries };
+      opened = false;
+      if (browserRetries) {
+        this.attempt += 1;
+      } else {
+        this.source = null;
+        if (this.wanted) this.#scheduleRetry();
+      }
+      this.dispatchEvent(new Event("close"));
+      this.#setState(browserRetries ? "connecting" : "closed");
+    });
+  }
+
+  #scheduleRetry() {
+    this.retry.start(backoffDelay(this.attempt), () => this.#open());
+    this.attempt += 1;
+  }
+
+  #setState(state) {
+    this.state = state;
+    this.dispatchEvent(new Event("state"));
+  }
+}
+
+/** The bytes of a base64 string (a `binary` event's data), as an ArrayBuffer like a WebSocket's binary frame. */
+function base64Bytes(text) {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0)).buffer;
 }

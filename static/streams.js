@@ -1,35 +1,79 @@
-// The configured streams as the server reports them (GET /api/streams): loading, the picker,
-// the facts line under it, and the WebSocket URL of a stream as seen from this page.
+// What the page can connect to, as the server reports it (GET /api/streams and GET /api/endpoints):
+// loading, the picker, the facts line under it, and the WebSocket URL of a path as seen from this page.
 
 import { h } from "./dom.js";
 import { formatInterval, formatNumber } from "./format.js";
+import { passedOn } from "./transports.js";
 
-/** Fetch the stream list; throws with the HTTP status when the server answers with an error. */
-export async function fetchStreams() {
-  const response = await fetch("/api/streams", { cache: "no-store" });
-  if (!response.ok) throw new Error(`GET /api/streams answered HTTP ${response.status}`);
+/**
+ * Fetch the streams and rules endpoints as the picker's targets (see `targetsFrom`); throws with the
+ * HTTP status when the server answers with an error.
+ */
+export async function fetchTargets() {
+  const [streams, endpoints] = await Promise.all([getJson("/api/streams"), getJson("/api/endpoints")]);
+  return targetsFrom(streams, endpoints);
+}
+
+async function getJson(path) {
+  const response = await fetch(path, { cache: "no-store" });
+  if (!response.ok) throw new Error(`GET ${path} answered HTTP ${response.status}`);
   return response.json();
 }
 
-/** The stream served at the page's own path (the server serves this page at every stream path), else the first. */
-export function streamForPath(streams, pathname) {
-  return streams.find((stream) => stream.path === pathname) ?? streams[0];
+/**
+ * Every stream with a path (one without is a topic only: it is reached by subscribing through an
+ * endpoint), then every rules endpoint with no stream of its own, as {id, name, path, stream, endpoint}.
+ * `id` is the picker's value: a stream's name, an endpoint's path (names never start with "/").
+ * `endpoint` is the /api/endpoints entry for the path (its rules and examples), or null.
+ */
+export function targetsFrom(streams, endpoints) {
+  const rulesAt = new Map(endpoints.map((endpoint) => [endpoint.path, endpoint]));
+  const target = (id, path, stream, endpoint) => ({ id, name: stream?.name ?? path, path, stream, endpoint });
+  return [
+    ...streams
+      .filter((stream) => typeof stream.path === "string")
+      .map((stream) => target(stream.name, stream.path, stream, rulesAt.get(stream.path) ?? null)),
+    ...endpoints
+      .filter((endpoint) => endpoint.stream === null)
+      .map((endpoint) => target(endpoint.path, endpoint.path, null, endpoint)),
+  ];
 }
 
-/** ws: or wss: URL of a stream path on the host that served this page (works behind proxies and on a LAN). */
-export function streamUrl(path) {
+/** The target served at the page's own path (the server serves this page at each of them), else the first. */
+export function targetForPath(targets, pathname) {
+  return targets.find((target) => target.path === pathname) ?? targets[0];
+}
+
+/**
+ * ws: or wss: URL of a path on the host that served this page (works behind proxies and on a LAN),
+ * with this page's query string, so a page opened as /ws?token=abc connects with ?token=abc.
+ */
+export function socketUrl(path, search = passedOn()) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}${path}`;
+  return `${scheme}//${location.host}${path}${search}`;
 }
 
-/** Fill the <select> with one option per stream (value = name), keeping `selectedName` selected. */
-export function renderPicker(select, streams, selectedName) {
-  select.replaceChildren(
-    ...streams.map((stream) =>
-      h("option", { value: stream.name, selected: stream.name === selectedName }, `${stream.name} (${stream.path})`),
-    ),
-  );
-  select.value = selectedName;
+/**
+ * Fill the <select> with one option per target, keeping `selectedId` selected. Rules endpoints with no
+ * stream of their own get a group of their own; without any, the list stays flat.
+ */
+export function renderPicker(select, targets, selectedId) {
+  const option = (target) =>
+    h("option", { value: target.id, selected: target.id === selectedId }, pickerLabel(target));
+  const streams = targets.filter((target) => target.stream !== null);
+  const endpoints = targets.filter((target) => target.stream === null);
+  if (endpoints.length === 0) {
+    select.replaceChildren(...streams.map(option));
+  } else {
+    const groups = [["Streams", streams], ["Endpoints with rules", endpoints]].filter(([, list]) => list.length > 0);
+    select.replaceChildren(...groups.map(([label, members]) => h("optgroup", { label }, ...members.map(option))));
+  }
+  select.value = selectedId;
+}
+
+/** What the picker says for a target: "stats (/)" for a stream, the path for an endpoint. */
+function pickerLabel(target) {
+  return target.stream !== null ? `${target.name} (${target.path})` : target.path;
 }
 
 /** The settings that are switched on in a stream's `faults` object: [[name, value], ...]. */
@@ -44,22 +88,77 @@ function isEnabled(value) {
   return Boolean(value); // false, 0, "" and null mean "off"
 }
 
-/** The facts line for one stream; fields the server does not report are left out. */
-export function renderFacts(container, stream) {
+/** The facts line for one target; fields the server does not report are left out. */
+export function renderFacts(container, target) {
+  const { stream, endpoint } = target;
   const facts = [];
   const fact = (testId, text, extra = {}) => facts.push(h("span", { class: "fact", "data-testid": testId, ...extra }, text));
-  if (stream.source) fact("fact-source", stream.source);
-  if (Number.isFinite(stream.interval_ms)) fact("fact-interval", formatInterval(stream.interval_ms));
-  if (stream.timeline) fact("fact-timeline", `${stream.timeline} timeline`);
-  if (Number.isFinite(stream.clients)) fact("fact-clients", plural(stream.clients, "client"));
-  if (Number.isFinite(stream.frames_sent)) fact("fact-frames-sent", `${plural(stream.frames_sent, "frame")} sent`);
-  if (stream.paused === true) fact("fact-paused", "paused", { class: "fact badge badge-paused" });
-  const faults = enabledFaults(stream.faults);
+  if (stream === null) fact("fact-source", "rules endpoint");
+  if (stream?.source) fact("fact-source", stream.source);
+  if (Number.isFinite(stream?.interval_ms)) fact("fact-interval", formatInterval(stream.interval_ms));
+  if (stream?.timeline) fact("fact-timeline", `${stream.timeline} timeline`);
+  if (endpoint?.rules > 0) fact("fact-rules", `answers by ${plural(endpoint.rules, "rule")}`);
+  const clients = stream !== null ? stream.clients : endpoint.clients;
+  if (Number.isFinite(clients)) fact("fact-clients", plural(clients, "client"));
+  const topics = Object.entries(endpoint?.subscriptions ?? {});
+  if (topics.length > 0) {
+    const counts = topics.map(([name, count]) => `${name} ×${formatNumber(count)}`);
+    fact("fact-topics", `subscribed here: ${counts.join(", ")}`);
+  }
+  if (Number.isFinite(stream?.frames_sent)) fact("fact-frames-sent", `${plural(stream.frames_sent, "frame")} sent`);
+  if (stream?.paused === true) fact("fact-paused", "paused", { class: "fact badge badge-paused" });
+  const faults = enabledFaults(stream?.faults);
   if (faults.length > 0) {
     const detail = faults.map(([name, value]) => `${name}: ${JSON.stringify(value)}`).join(", ");
     fact("fact-faults", `faults on (${detail})`, { class: "fact badge badge-faults" });
   }
+  const auth = authOf(target);
+  if (auth) fact("fact-auth", `needs a token: ${tokenCarrier(auth)}`, { class: "fact badge badge-auth" });
   container.replaceChildren(...facts);
+}
+
+/** Where a target's token goes ({query, header, scheme}, as the API reports it), or null when anyone may connect. */
+export function authOf({ stream, endpoint }) {
+  return stream?.auth ?? endpoint?.auth ?? null;
+}
+
+/** "?token=" or "Authorization: Bearer …". */
+function tokenCarrier(auth) {
+  return auth.query ? `?${auth.query}=` : `${auth.header}: ${auth.scheme ? `${auth.scheme} ` : ""}…`;
+}
+
+/**
+ * Why a handshake that never opened was probably refused, for a target that needs a token; null for
+ * one that does not (then the server is more likely down). A browser's WebSocket sees only a 1006
+ * close, and its EventSource only an error, never the HTTP 401 and its reason, so this is worked out
+ * from the API's `auth`. `client` names what the page connects with.
+ */
+export function refusalHint(target, search = location.search, client = "WebSocket") {
+  const auth = authOf(target);
+  if (!auth) return null;
+  const { path } = target;
+  if (!auth.query) {
+    return `The server refuses a handshake without the header ${tokenCarrier(auth)} (HTTP 401), and a browser's ` +
+      `${client} cannot send headers: connect to ${path} from your code.`;
+  }
+  if (!new URLSearchParams(search).get(auth.query)) {
+    return `The server refused the handshake (HTTP 401, missing token): ${path} needs ?${auth.query}=. ` +
+      `Open this page as ${path}?${auth.query}=… and the token is passed on to the ${client}.`;
+  }
+  return `The handshake failed: if the server did not accept this page's ?${auth.query}= (HTTP 401, token not ` +
+    "accepted), use one of the tokens in its config; the browser's console shows the HTTP status.";
+}
+
+/**
+ * What a Socket.IO connect_error (the server's `reason`) means for this page: the reason, and for a target
+ * that needs a query token the page does not have, how to pass one on.
+ */
+export function socketIoRefusalHint(target, reason, search = location.search) {
+  const hint = `The server refused to join the namespace: ${reason}.`;
+  const auth = authOf(target);
+  if (!auth?.query || new URLSearchParams(search).get(auth.query)) return hint;
+  return `${hint} Open this page as ${target.path}?${auth.query}=… and the token is passed on to the Socket.IO ` +
+    "handshake.";
 }
 
 function plural(count, noun) {

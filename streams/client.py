@@ -10,6 +10,8 @@ from streams.sources import Frame
 class Client(Protocol):
     """A connected client (``transport.connection.Connection`` is one; tests use a fake)."""
 
+    kind: str  # the transport it came by, for the API's counts: websocket, sse, socketio
+
     @property
     def is_open(self) -> bool:
         """Whether frames can still be sent (false once closing or gone)."""
@@ -18,8 +20,10 @@ class Client(Protocol):
     def pending_bytes(self) -> int:
         """Bytes sent to the client that the network has not taken yet."""
 
-    def send(self, frame: Frame) -> bool:
-        """Queue one frame; False when the client is closing or gone."""
+    def send(self, frame: Frame, seq: int | None = None) -> bool:
+        """Queue one frame, number ``seq`` of its timeline (None: pushed); False when the client is closing or gone.
+
+        The number is what a client resumes from (SSE ``id:``); a WebSocket has no use for it."""
 
     def send_message(self, data: bytes, binary: bool = False) -> bool:
         """Queue one message for this client only (a reply); False when it is closing or gone."""

@@ -64,6 +64,10 @@ class Subscription:
     # -- the client interface (streams.client.Client), for the stream
 
     @property
+    def kind(self) -> str:
+        return self.conversation.client.kind
+
+    @property
     def is_open(self) -> bool:
         return self.conversation.client.is_open
 
@@ -71,10 +75,10 @@ class Subscription:
     def pending_bytes(self) -> int:
         return self.conversation.client.pending_bytes
 
-    def send(self, frame: Frame) -> bool:
+    def send(self, frame: Frame, seq: int | None = None) -> bool:
         client = self.conversation.client
         if self.envelope is None:
-            return client.send(frame)
+            return client.send(frame, seq)
         if self.around is not None:
             before, after = self.around
             return client.send_message(before + self.embed(frame) + after)
@@ -124,12 +128,12 @@ class Conversation:
 
     # -- what the endpoint calls
 
-    def receive(self, data: bytes, binary: bool) -> None:
-        """Answer one message by the endpoint's current rules."""
+    def receive(self, data: bytes, binary: bool, event: str | None = None) -> None:
+        """Answer one message by the endpoint's current rules (``event``: its Socket.IO event name, if any)."""
         rules: RuleSet | None = self.hub.rules_at(self.path)
         if rules is None:
             return
-        message = Message(data.decode("utf-8", "replace") if binary else data.decode("utf-8"), binary)
+        message = Message(data.decode("utf-8", "replace") if binary else data.decode("utf-8"), binary, event)
         answer = rules.answer(message)
         if answer is None:
             return

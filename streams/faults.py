@@ -58,11 +58,11 @@ class _ClientFaults:
 
     def __init__(self) -> None:
         self.disconnect: object | None = None  # IOLoop timeout handle
-        self.queue: list[tuple[float, int, Frame]] = []  # delayed frames: (due, seq, frame), a heap
+        self.queue: list[tuple[float, int, Frame, int | None]] = []  # delayed: (due, order, frame, seq), a heap
         self.timer: object | None = None  # fires when the queue's first frame is due
         self.timer_due = 0.0
         self.last_due = 0.0  # without reorder, a frame is never due before the one before it
-        self.held: tuple[int, Frame] | None = None  # reorder without latency: goes out after the next frame
+        self.held: tuple[int, Frame, int | None] | None = None  # reorder without latency: out after the next one
         self.next_seq = 0  # order in which frames reached the injector
         self.max_sent = -1  # highest seq written so far: a lower one going out later was reordered
 
@@ -79,8 +79,9 @@ class FaultInjector:
 
     # -- the stream's hooks
 
-    def deliver(self, stream: Stream, sub: Subscriber, frame: Frame) -> bool:
-        """Drop, garble, duplicate, delay or hold back ``frame``; True if (a copy of) it went out now."""
+    def deliver(self, stream: Stream, sub: Subscriber, frame: Frame, seq: int | None = None) -> bool:
+        """Drop, garble, duplicate, delay or hold back ``frame`` (number ``seq`` of its timeline); True if (a copy
+        of) it went out now."""
         config, rng = self.config, self.rng
         state = sub.fault_state or self._state(sub)
         if config.drop_rate and rng.random() < config.drop_rate:
@@ -93,7 +94,7 @@ class FaultInjector:
         if config.duplicate_rate and rng.random() < config.duplicate_rate:
             copies = 2
             self.counters["duplicated"] += 1
-        sent = [self._schedule(stream, sub, state, frame) for _ in range(copies)]
+        sent = [self._schedule(stream, sub, state, frame, seq) for _ in range(copies)]
         return sent[0]
 
     def on_subscribe(self, stream: Stream, sub: Subscriber) -> None:
@@ -131,7 +132,8 @@ class FaultInjector:
         self.clients.add(state)
         return state
 
-    def _schedule(self, stream: Stream, sub: Subscriber, state: _ClientFaults, frame: Frame) -> bool:
+    def _schedule(self, stream: Stream, sub: Subscriber, state: _ClientFaults, frame: Frame,
+                  frame_seq: int | None) -> bool:
         """Send one frame now, hold it back, or queue it for later; True if it went out now."""
         seq = state.next_seq
         state.next_seq += 1
@@ -140,26 +142,27 @@ class FaultInjector:
             due = IOLoop.current().time() + self.rng.uniform(*latency) / 1000
             if not self.config.reorder:
                 due = state.last_due = max(due, state.last_due)
-            heapq.heappush(state.queue, (due, seq, frame))
+            heapq.heappush(state.queue, (due, seq, frame, frame_seq))
             self.counters["delayed"] += 1
             self._arm(stream, sub, state)
             return False
         if self.config.reorder:
             if state.held is None and self.rng.random() < REORDER_RATE:
-                state.held = (seq, frame)
+                state.held = (seq, frame, frame_seq)
                 return False
-            sent = self._write(stream, sub, state, seq, frame)
+            sent = self._write(stream, sub, state, seq, frame, frame_seq)
             if state.held is not None:
                 held, state.held = state.held, None
                 self._write(stream, sub, state, *held)
             return sent
-        return self._write(stream, sub, state, seq, frame)
+        return self._write(stream, sub, state, seq, frame, frame_seq)
 
-    def _write(self, stream: Stream, sub: Subscriber, state: _ClientFaults, seq: int, frame: Frame) -> bool:
+    def _write(self, stream: Stream, sub: Subscriber, state: _ClientFaults, seq: int, frame: Frame,
+               frame_seq: int | None) -> bool:
         if seq < state.max_sent:
             self.counters["reordered"] += 1
         state.max_sent = max(state.max_sent, seq)
-        return stream.write(sub, frame)
+        return stream.write(sub, frame, frame_seq)
 
     def _arm(self, stream: Stream, sub: Subscriber, state: _ClientFaults) -> None:
         """Make sure a timer fires when the client's first queued frame is due."""
@@ -178,8 +181,8 @@ class FaultInjector:
             return  # the client left (its timer should have been cancelled)
         now = IOLoop.current().time() + 0.001  # a frame due within a millisecond goes now, not after a re-arm
         while state.queue and state.queue[0][0] <= now:
-            _, seq, frame = heapq.heappop(state.queue)
-            self._write(stream, sub, state, seq, frame)
+            _, seq, frame, frame_seq = heapq.heappop(state.queue)
+            self._write(stream, sub, state, seq, frame, frame_seq)
             if sub.fault_state is not state:
                 return  # the write found it too slow and closed it
         if state.queue:

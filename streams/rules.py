@@ -51,13 +51,14 @@ _scan_json = json.JSONDecoder().scan_once  # the C scanner under json.loads
 
 
 class Message:
-    """A client's message: its text, and its JSON value parsed on first use."""
+    """A client's message: its text, its Socket.IO event name if it has one, and its JSON value parsed on first use."""
 
-    __slots__ = ("text", "binary", "_value")
+    __slots__ = ("text", "binary", "event", "_value")
 
-    def __init__(self, text: str, binary: bool) -> None:
+    def __init__(self, text: str, binary: bool, event: str | None = None) -> None:
         self.text = text
         self.binary = binary
+        self.event = event  # None for a WebSocket message
         self._value: Any = _UNPARSED
 
     @property
@@ -160,12 +161,13 @@ def _jsonable(value: Any) -> Any:
 class Matcher:
     """A rule's `match:` block, compiled."""
 
-    __slots__ = ("text", "regex", "subset", "field", "equals", "binary", "group_names")
+    __slots__ = ("text", "regex", "subset", "field", "equals", "binary", "event", "group_names")
 
     def __init__(self, config: MatchConfig | None) -> None:
         config = config or MatchConfig()
         self.text = config.text
         self.binary = config.binary
+        self.event = config.event
         self.subset = subset_test(_jsonable(config.subset)) if config.subset is not None else None
         self.equals = _jsonable(config.equals) if "equals" in config.model_fields_set else _MISSING
         try:
@@ -185,6 +187,8 @@ class Matcher:
     def match(self, message: Message) -> dict[str, str | None] | None:
         """The groups captured (empty without a regex) when the message matches, else None."""
         if self.binary is not None and message.binary != self.binary:
+            return None
+        if self.event is not None and message.event != self.event:
             return None
         if self.text is not None and message.text != self.text:
             return None

@@ -21,11 +21,12 @@ RECORDED_QUANTUM_S = 0.002  # clock bucket width for recorded timing: its gaps a
 class Timeline:
     """A position in the source, its generator state and the time its next frame is due."""
 
-    __slots__ = ("subscriber", "index", "state", "due", "epoch", "bucket")
+    __slots__ = ("subscriber", "index", "count", "state", "due", "epoch", "bucket")
 
     def __init__(self, subscriber: Any, state: Any, due: float) -> None:
         self.subscriber = subscriber  # None for a shared timeline
         self.index = 0  # next entry of a replay source
+        self.count = 0  # frames taken so far: the number (SSE id) of the last one, counted across loops
         self.state = state  # generator state of a random source
         self.due = due
         self.epoch = due  # recorded timing: when entry 0 of this loop is (or was) due
@@ -59,6 +60,7 @@ class Schedule:
             timeline.index = 0
         index = timeline.index
         timeline.index += 1
+        timeline.count += 1
         return index
 
     def next_due(self, timeline: Timeline, now: float) -> float | None:

@@ -25,14 +25,16 @@ class Frame:
     frame is sent, so a frame sent to many clients is encoded once.
     """
 
-    __slots__ = ("data", "binary", "wire", "deflated")
+    __slots__ = ("data", "binary", "wire", "deflated", "sse")
     is_json = False  # whether ``data`` is JSON text (a topic envelope embeds it as a value, not a string)
+    event: str | None = None  # a frame the server sends about the stream itself (SSE: its event name)
 
     def __init__(self, data: bytes, binary: bool = False) -> None:
         self.data = data
         self.binary = binary
         self.wire: bytes | None = None  # the encoded WebSocket frame
         self.deflated: tuple[int, bytes] | None = None  # (window bits, the compressed frame)
+        self.sse: tuple[int | None, str | None, bytes] | None = None  # (number, event, the encoded SSE event)
 
     @classmethod
     def text(cls, text: str) -> Frame:

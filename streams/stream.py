@@ -14,17 +14,18 @@ client that stops reading cannot grow the server's memory.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from random import Random
 from typing import Any, Protocol
 
 from tornado.ioloop import IOLoop
 
-from config import ServerConfig, StreamConfig
+from config import FaultsConfig, ServerConfig, StreamConfig
 from streams.client import Client
 from streams.clock import Clock
 from streams.schedule import Schedule, Timeline, rebase
-from streams.sources import Frame, Source
+from streams.sources import Frame, JsonFrame, Source
 
 log = logging.getLogger("mockws.stream")
 
@@ -34,7 +35,9 @@ SLOW_CLIENT_GRACE_S = 1.0  # after a 1008 close, how long a non-reading peer kee
 class FaultInjector(Protocol):
     """Misbehaves on purpose between a stream and its clients (see streams.faults)."""
 
-    def deliver(self, stream: Stream, sub: Subscriber, frame: Frame) -> bool:
+    config: FaultsConfig  # what it was made from
+
+    def deliver(self, stream: Stream, sub: Subscriber, frame: Frame, seq: int | None = None) -> bool:
         """Send (or drop, delay, duplicate, garble) a frame via ``stream.write``; True if it went out now."""
 
     def on_subscribe(self, stream: Stream, sub: Subscriber) -> None:
@@ -73,13 +76,21 @@ class Stream:
         self.clock = Clock(self._fire_all, self.schedule.quantum_s)
         self._shared: Timeline | None = None
         self._last_shared: Frame | None = None  # what a late joiner of a shared timeline gets first
+        # the shared timeline's latest frames with their numbers, for clients that resume (Last-Event-ID, ?since=)
+        self.history: deque[tuple[int, Frame]] = deque(maxlen=config.history or 1)
         self.frames_sent = 0
         self.frames_dropped = 0
         self.paused = False
         self._paused_at = 0.0
         self.on_finished: Callable[[Client], None] = _close_finished
+        self.on_empty: Callable[[Stream], None] | None = None  # its last client left (the hub drops a path value's)
         # fault injection (streams.faults): decides per frame whether, when and how it is sent
         self.faults: FaultInjector | None = None
+        # in a cluster (streams.cluster) a shared timeline runs once for every process: the "holder" runs
+        # its clock and hands each frame to ``relay``; a "follower" sends what ``deliver`` brings. None: alone
+        self.role: str | None = None
+        self.relay: Callable[[int, Frame, Timeline], None] | None = None
+        self._delivered_at = 0.0  # follower: when the holder's last frame arrived
 
     # -- what the handlers call
 
@@ -93,16 +104,22 @@ class Stream:
         """How many clients are subscribed."""
         return len(self._subscribers)
 
-    def subscribe(self, client: Client, topic: bool = False) -> None:
-        """Start pushing to ``client`` (``topic``: a subscription made by a rule, see streams.conversation)."""
+    def subscribe(self, client: Client, topic: bool = False, since: int | None = None) -> None:
+        """Start pushing to ``client`` (``topic``: a subscription made by a rule, see streams.conversation).
+
+        ``since``: the client saw frames up to that number before (Last-Event-ID, ?since=) and continues
+        after it; -1 says it sent a number that is not one (it gets a reset, then live frames).
+        """
         sub = self._subscribers[client] = Subscriber(client, topic)
         now = IOLoop.current().time()
         if self.faults is not None:
             self.faults.on_subscribe(self, sub)
         if self.config.timeline == "shared":
-            self._subscribe_shared(sub, now)
+            self._subscribe_shared(sub, now, since)
         else:
             sub.timeline = Timeline(sub, self.source.new_state(), now + self.schedule.interval_s)
+            if since is not None:
+                self._resume_own(sub, since)
             if self.config.send_on_connect and not self.paused:
                 sub.timeline.due = sub.timeline.epoch = now
                 due = self._fire(sub.timeline, now)  # the first frame goes out with the handshake
@@ -121,15 +138,17 @@ class Stream:
             sub.timeline = None
         if sub is not None and self.faults is not None:
             self.faults.on_unsubscribe(self, sub)
-        if not self._subscribers:
-            self.clock.stop()  # an idle stream has no timer
+        if not self._subscribers and self.role != "holder":
+            self.clock.stop()  # an idle stream has no timer (a holder ticks for the other processes' clients)
+            if sub is not None and self.on_empty is not None:
+                self.on_empty(self)
 
     def reply_to(self, message: str) -> str | None:
         """The reply to a client's message, or None."""
         return self.config.reply_to(message)
 
     def push(self, frame: Frame) -> int:
-        """Send ``frame`` to every client now, outside the schedule; returns how many got it."""
+        """Send ``frame`` to every client now, outside the schedule (it has no number); returns how many got it."""
         return sum(self._send(sub, frame) for sub in list(self._subscribers.values()))
 
     def stop(self) -> None:
@@ -165,7 +184,7 @@ class Stream:
             return
         self.paused = False
         self._shift_timelines(IOLoop.current().time() - self._paused_at)
-        if self._subscribers:
+        if self._subscribers or self.role == "holder":
             self.clock.start()
 
     def seek(self, index: int) -> None:
@@ -194,6 +213,8 @@ class Stream:
                            else f"{config.name} file reloaded ({source.length} entries)")
         old_interval_s = self.schedule.interval_s
         self.config, self.source, self.server = config, source, server
+        if old.history != config.history:
+            self.history = deque(self.history, maxlen=config.history or 1)
         self.schedule = Schedule(config, source)
         if old.timeline != config.timeline:
             self._restart_timelines()
@@ -242,7 +263,8 @@ class Stream:
         for timeline in self._timelines():
             self.clock.remove(timeline)
             rebase(timeline, timeline.due + delta_s)
-            self.clock.add(timeline)
+            if self.role != "follower":
+                self.clock.add(timeline)
 
     def _retime(self, old_interval_s: float) -> None:
         """A new interval applies from the last frame sent: 3000 -> 1000 ms speeds up at once."""
@@ -251,11 +273,13 @@ class Stream:
         for timeline in self._timelines():
             self.clock.remove(timeline)
             rebase(timeline, self.schedule.retimed_due(timeline, old_interval_s, now))
-            self.clock.add(timeline)
+            if self.role != "follower":
+                self.clock.add(timeline)
 
     def _restart_timelines(self) -> None:
         """per-client <-> shared: every client gets a timeline of the new kind, without reconnecting."""
         clients = list(self._subscribers)
+        self.role = self.relay = None  # a cluster adopts the stream again if it is shared now
         for client in clients:
             self.unsubscribe(client)
         self.clock.clear()
@@ -265,21 +289,31 @@ class Stream:
 
     # -- scheduling
 
-    def _subscribe_shared(self, sub: Subscriber, now: float) -> None:
+    def _subscribe_shared(self, sub: Subscriber, now: float, since: int | None) -> None:
+        if self.role is not None:
+            self._join_cluster_timeline(sub, since)
+            return
         interval = self.schedule.interval_s
         if self._shared is None:
             self._shared = Timeline(None, self.source.new_state(), now + interval)
             self._last_shared = None
+            self.history.clear()
             self.clock.add(self._shared)
+            if since is not None and since >= 0 and self.source.length is not None and len(self._subscribers) == 1:
+                # a fresh replay timeline (after a restart, say): its position is in the data, so go on from there
+                self._shared.count, self._shared.index = since, since % self.source.length
+                since = None
         elif len(self._subscribers) == 1:
             # nobody was listening and the clock was idle: restart the grid from now
             self.clock.remove(self._shared)
             rebase(self._shared, now + interval)
             self.clock.add(self._shared)
+        if since is not None and self._resume_shared(sub, since):
+            return
         if not self.config.send_on_connect or self.paused:
             return
         if len(self._subscribers) > 1 and self._last_shared is not None:
-            self._send(sub, self._last_shared)  # a late joiner gets the current frame at once
+            self._send(sub, self._last_shared, self._shared.count)  # a late joiner gets the current frame at once
             return
         self.clock.remove(self._shared)
         rebase(self._shared, now)
@@ -287,6 +321,41 @@ class Stream:
         if due is not None and self._shared is not None:
             self._shared.due = due
             self.clock.add(self._shared)
+
+    def _resume_shared(self, sub: Subscriber, since: int) -> bool:
+        """Send a resuming client what it missed of the shared timeline; False if it gets a reset instead."""
+        current = self._shared.count if self._shared is not None else 0
+        if since == current:
+            return True  # nothing missed
+        missed = current - since
+        if 0 < missed <= self.config.history:
+            if self.source.length is None:
+                frames = [(seq, frame) for seq, frame in self.history if seq > since]
+                if frames and frames[0][0] == since + 1:
+                    for seq, frame in frames:
+                        self._send(sub, frame, seq)
+                    return True
+            else:  # a replay's frames are in its file: the number says which entry
+                for seq in range(since + 1, current + 1):
+                    self._send(sub, self.source.frame((seq - 1) % self.source.length, None, self.rng), seq)
+                return True
+        # a late joiner (or any client of a cluster's timeline) gets the current frame next, not a new one
+        late_join = (self.config.send_on_connect and not self.paused and self._last_shared is not None
+                     and (len(self._subscribers) > 1 or self.role is not None))
+        self._send(sub, reset_frame(since, current - 1 if late_join else current, self.config.history))
+        return False
+
+    def _resume_own(self, sub: Subscriber, since: int) -> None:
+        """A per-client timeline that continues after frame ``since`` of the client's own sequence."""
+        timeline = sub.timeline
+        if since < 0 or (self.source.length is not None and not self.config.loop and since >= self.source.length):
+            self._send(sub, reset_frame(since, 0, self.config.history))
+            return
+        timeline.count = since
+        if self.source.length is not None:
+            timeline.index = since % self.source.length
+        elif isinstance(timeline.state, list):
+            timeline.state[0] = since  # $seq goes on from since + 1
 
     def _fire(self, timeline: Timeline, now: float) -> float | None:
         """Send the timeline's next frame; return when the one after is due (None: finished)."""
@@ -313,15 +382,19 @@ class Stream:
                 self._finish(timeline)
                 dues.append(None)
                 continue
+            seq = timeline.count
             if sub is None:
                 self._last_shared = frame
+                self.history.append((seq, frame))
                 for each in list(self._subscribers.values()):
-                    send(each, frame)
+                    send(each, frame, seq)
+                if self.relay is not None:
+                    self.relay(seq, frame, timeline)
             elif sub.timeline is not timeline:
                 dues.append(None)  # its client left while this tick was being sent
                 continue
             else:
-                send(sub, frame)
+                send(sub, frame, seq)
             due = schedule.next_due(timeline, now)
             if due is None:
                 self._finish(timeline)  # that was the last entry
@@ -330,7 +403,9 @@ class Stream:
 
     def _finish(self, timeline: Timeline) -> None:
         """A non-looping replay ran out: close its client(s) and rewind."""
-        if timeline.subscriber is not None:
+        if self.role is not None:
+            self._finish_cluster_run(timeline)
+        elif timeline.subscriber is not None:
             self.unsubscribe(timeline.subscriber.client)
             self.on_finished(timeline.subscriber.client)
         else:
@@ -340,27 +415,91 @@ class Stream:
                 self.unsubscribe(client)
                 self.on_finished(client)
 
+    # -- in a cluster (streams.cluster): one process runs a shared timeline's clock, every process sends
+
+    def follow(self) -> None:
+        """Stop running the shared timeline's clock here: its frames come from another process (``deliver``)."""
+        if self._shared is None:
+            self._shared = Timeline(None, self.source.new_state(), IOLoop.current().time())
+        self.clock.remove(self._shared)
+        self.role, self.relay = "follower", None
+
+    def hold(self, position: dict[str, Any] | None, relay: Callable[[int, Frame, Timeline], None]) -> None:
+        """Run the shared timeline's clock here, for every process, from ``position`` (a ``position_of``) when
+        it is ahead of what this process saw; each frame is handed to ``relay``."""
+        self.follow()
+        timeline = self._shared
+        if position is not None and position.get("count", 0) > timeline.count:
+            timeline.count, timeline.index = position["count"], position.get("index", 0)
+            if isinstance(timeline.state, list) and isinstance(position.get("state"), list):
+                timeline.state = list(position["state"])
+        self.role, self.relay = "holder", relay
+        now = IOLoop.current().time()
+        # the next frame one interval after the last one any process sent: a failover leaves no extra gap
+        rebase(timeline, max(now, self._delivered_at + self.schedule.interval_s) if timeline.count else now)
+        self.clock.add(timeline)
+        if not self.paused:
+            self.clock.start()
+
+    def deliver(self, seq: int, frame: Frame | None, position: dict[str, Any]) -> None:
+        """A frame of the shared timeline from the process that holds its clock (None: a replay finished)."""
+        timeline = self._shared
+        if self.role != "follower" or timeline is None or seq <= timeline.count and frame is not None:
+            return  # not following (any more), or a frame already seen
+        timeline.count, timeline.index = seq, position.get("index", 0)
+        if isinstance(timeline.state, list) and isinstance(position.get("state"), list):
+            timeline.state = list(position["state"])
+        self._delivered_at = IOLoop.current().time()
+        if frame is None:
+            self._finish_cluster_run(timeline)
+            return
+        self._last_shared = frame
+        self.history.append((seq, frame))
+        for each in list(self._subscribers.values()):
+            self._send(each, frame, seq)
+
+    def _join_cluster_timeline(self, sub: Subscriber, since: int | None) -> None:
+        """A client joins a timeline that runs cluster-wide: it catches up, or gets the current frame."""
+        if since is not None and self._resume_shared(sub, since):
+            return
+        if self.config.send_on_connect and not self.paused and self._last_shared is not None:
+            self._send(sub, self._last_shared, self._shared.count)
+
+    def _finish_cluster_run(self, timeline: Timeline) -> None:
+        """A non-looping shared replay ran out in a cluster: every process closes its clients; the next run
+        starts at entry 0, one interval later."""
+        timeline.index = 0
+        if self.role == "holder":
+            self.relay(timeline.count, None, timeline)
+            self.clock.remove(timeline)
+            rebase(timeline, IOLoop.current().time() + self.schedule.interval_s)
+            self.clock.add(timeline)  # the clock keeps it although this tick said "finished"
+        self._last_shared = None
+        for client in list(self._subscribers):
+            self.unsubscribe(client)
+            self.on_finished(client)
+
     # -- sending
 
-    def _send(self, sub: Subscriber, frame: Frame) -> bool:
-        """Send one frame to one client, through the fault injector when faults are on."""
+    def _send(self, sub: Subscriber, frame: Frame, seq: int | None = None) -> bool:
+        """Send one frame (number ``seq`` of its timeline) to one client, through the faults if they are on."""
         if self.faults is None:
-            return self.write(sub, frame)
+            return self.write(sub, frame, seq)
         try:
-            return self.faults.deliver(self, sub, frame)
+            return self.faults.deliver(self, sub, frame, seq)
         except Exception:  # noqa: BLE001 - escaping here would stop the clock: for a shared timeline, everyone's
             self._log_failure(sub)
             return False
 
-    def write(self, sub: Subscriber, frame: Frame) -> bool:
-        """Send one frame to one client now; False if it could not take it."""
+    def write(self, sub: Subscriber, frame: Frame, seq: int | None = None) -> bool:
+        """Send one frame (number ``seq`` of its timeline; None: pushed) to one client now; False if it could not."""
         client = sub.client
         try:
             if not client.is_open:
                 return False  # closing or gone; it unsubscribes when it is gone
             if client.pending_bytes > self.server.max_pending_bytes:
                 return self._too_slow(sub)
-            if not client.send(frame):
+            if not client.send(frame, seq):
                 return False
         except Exception:  # noqa: BLE001 - one client's failure must not stop the others or the clock
             self._log_failure(sub)
@@ -393,6 +532,14 @@ class Stream:
         topics = sum(sub.topic for sub in self._subscribers.values())
         return {"direct": len(self._subscribers) - topics, "topic": topics}
 
+    def transports(self) -> dict[str, int]:
+        """The clients by the transport they came by: websocket, sse, ..."""
+        counts: dict[str, int] = {}
+        for client in self._subscribers:
+            kind = getattr(client, "kind", "other")
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
     def describe(self) -> dict[str, Any]:
         """The stream as the HTTP API shows it."""
         cfg = self.config
@@ -404,9 +551,15 @@ class Stream:
             "timeline": cfg.timeline,
             "clients": self.clients,
             "subscriptions": self.subscriptions(),
+            "transports": self.transports(),
             "frames_sent": self.frames_sent,
             "paused": self.paused,
             "faults": self.faults.describe() if self.faults is not None else None,
+            "auth": cfg.auth.describe() if cfg.auth is not None else None,
+            "sse_event": cfg.sse_event,
+            # where a Socket.IO client finds it (None: a topic-only stream in no namespace)
+            "socketio": ({"namespace": cfg.socketio_namespace, "event": cfg.socketio_event}
+                         if cfg.socketio_namespace is not None else None),
         }
 
 
@@ -421,6 +574,19 @@ def _frames_differ(old: Source, new: Source) -> bool:
     if new.length is None:
         return old.template.source_text != new.template.source_text
     return [f.data for f in old.frames] != [f.data for f in new.frames] or old.offsets_s != new.offsets_s
+
+
+def reset_frame(since: int, before_next: int, history: int) -> Frame:
+    """What a resuming client gets when what it missed is not kept (SSE: event reset); the live frames that
+    follow start at number ``before_next + 1``."""
+    return ResetFrame.text(f'{{"reset":{{"since":{since},"next":{before_next + 1},"history":{history}}}}}')
+
+
+class ResetFrame(JsonFrame):
+    """The frame that tells a resuming client it missed frames that are no longer kept."""
+
+    __slots__ = ()
+    event = "reset"
 
 
 def _close_finished(client: Client) -> None:

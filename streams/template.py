@@ -6,11 +6,14 @@ generator, evaluated every frame::
     {$int: [0, 1000000]}                 uniform integer, both ends included
     {$float: [0, 100, 2]}                uniform float, rounded to 2 digits
     {$choice: [low, mid, high]}          one of the options (options may hold generators)
+    {$cycle: [first, second, third]}     the options in turn, from the first, looping
     {$walk: {start: 50, step: 5, min: 0, max: 100}}   bounded random walk
     {$counter: {start: 0, step: 1}}      monotonic counter
     {$now: iso}  /  {$now: epoch_ms}     the current time
     {$seq: true}                         frame number, starting at 1
     {$literal: {$int: 1}}                the value as-is, without evaluation
+    {$faker: license_plate}              a realistic value from Faker (streams/fake.py)
+    {$schema: {type: object, ...}}       a new valid instance of a JSON Schema (streams/schema.py)
 
 Compiling turns the template into one format string of literal JSON text with
 a hole per generator, so rendering a frame is a handful of random draws and one
@@ -27,16 +30,20 @@ import difflib
 import json
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from random import Random
 from typing import Any
 
+from streams.fake import DEFAULT_LOCALE, FakerError, compile_faker
 from streams.jsontext import _dumps_str, dumps, js_key, js_number
+from streams.schema import SchemaError, compile_schema
 
 State = list  # slot 0: frame number; further slots: $counter / $walk values
 Leaf = Callable[[State, Random], str]
 Part = str | Leaf
 
-GENERATORS = ("$int", "$float", "$choice", "$walk", "$counter", "$now", "$seq", "$literal")
+GENERATORS = ("$int", "$float", "$choice", "$cycle", "$walk", "$counter", "$now", "$seq", "$literal", "$faker",
+              "$schema")
 
 
 class TemplateError(ValueError):
@@ -46,15 +53,19 @@ class TemplateError(ValueError):
         super().__init__(message)
         self.path = path
         self.message = message
+        self.files: frozenset[Path] = frozenset()  # the schema files read so far (a watcher waits for a fix)
 
 
 class CompiledTemplate:
     """A template ready to render frames: literal JSON text with generator holes."""
 
-    __slots__ = ("_format", "_leaves", "_initial_state", "source_text", "_int_ranges", "_int_format", "_int_spans")
+    __slots__ = ("_format", "_leaves", "_initial_state", "source_text", "files", "_int_ranges", "_int_format",
+                 "_int_spans", "_mixed_format", "_mixed_plan")
 
-    def __init__(self, parts: list[Part], initial_state: list[Any], source_text: str = "") -> None:
+    def __init__(self, parts: list[Part], initial_state: list[Any], source_text: str = "",
+                 files: frozenset[Path] = frozenset()) -> None:
         self.source_text = source_text  # the template it was compiled from, to tell edits apart
+        self.files = files  # the schema files its $schema generators read
         self._format = "".join(p.replace("{", "{{").replace("}", "}}") if isinstance(p, str) else "{}"
                                for p in parts)
         self._leaves = tuple(p for p in parts if not isinstance(p, str))
@@ -71,6 +82,15 @@ class CompiledTemplate:
         # an int() call per leaf (half the cost of a frame), the same numbers for the same seed
         self._int_spans = (tuple(span for _, span in self._int_ranges)
                            if self._int_ranges is not None and all(lo == 0 for lo, _ in self._int_ranges) else None)
+        # other generators beside $int from 0 (a stats template with $faker fields): the same %d trick for
+        # those $int, a call for the others, in one %-format; a call per $int would cost twice the frame
+        inline = [isinstance(leaf, _IntLeaf) and leaf.lo == 0 for leaf in self._leaves]
+        mixed = self._int_ranges is None and any(inline)
+        holes = iter(inline)
+        self._mixed_format = ("".join(p.replace("%", "%%") if isinstance(p, str) else "%d" if next(holes) else "%s"
+                                      for p in parts) if mixed else None)
+        self._mixed_plan = (tuple((leaf.span, None) if is_int else (0, leaf)
+                                  for leaf, is_int in zip(self._leaves, inline, strict=True)) if mixed else None)
 
     def new_state(self) -> State:
         """Fresh generator state for one timeline."""
@@ -89,6 +109,10 @@ class CompiledTemplate:
         if self._int_format is not None:
             draw = rng.random
             return self._int_format % tuple([lo + int(draw() * span) for lo, span in self._int_ranges])
+        if self._mixed_plan is not None:
+            draw = rng.random
+            return (self._mixed_format % tuple([draw() * span if leaf is None else leaf(state, rng)
+                                                for span, leaf in self._mixed_plan])).encode("utf-8")
         return self._format.format(*[leaf(state, rng) for leaf in self._leaves]).encode("utf-8")
 
     def render_part(self, state: State, rng: Random) -> str:
@@ -96,16 +120,51 @@ class CompiledTemplate:
         return self._format.format(*[leaf(state, rng) for leaf in self._leaves])
 
 
-def compile_template(template: Any) -> CompiledTemplate:
-    """Compile a template, raising TemplateError for the first problem found."""
-    compiler = _Compiler()
-    parts = compiler.compile(template, ())
-    return CompiledTemplate(parts, compiler.initial_state, json.dumps(template, sort_keys=True, default=str))
+def bind_params(template: Any, params: Mapping[str, str], path: tuple = ()) -> Any:
+    """The template with each ``{$param: name}`` replaced by that path parameter's value (a stream's `params`)."""
+    if isinstance(template, Mapping):
+        if len(template) == 1 and "$param" in template:
+            name = template["$param"]
+            if not isinstance(name, str) or name not in params:
+                known = ", ".join(params) or "none: set params: {name: value} on the stream"
+                raise TemplateError(path + ("$param",), f"no path parameter {name!r}; this stream's params: {known}")
+            return {"$literal": params[name]}
+        if len(template) == 1 and "$literal" in template:
+            return template
+        return {key: bind_params(value, params, path + (key,)) for key, value in template.items()}
+    if isinstance(template, (list, tuple)):
+        return [bind_params(value, params, path + (i,)) for i, value in enumerate(template)]
+    return template
+
+
+def compile_template(template: Any, *, faker_locale: str = DEFAULT_LOCALE,
+                     base_path: Path | None = None) -> CompiledTemplate:
+    """Compile a template, raising TemplateError for the first problem found.
+
+    ``faker_locale``: the language and country of ``$faker`` values; ``base_path``: the folder that
+    ``$schema`` files are relative to (the config file's).
+    """
+    compiler = _Compiler(faker_locale, base_path)
+    try:
+        parts = compiler.compile(template, ())
+    except TemplateError as e:
+        e.files |= compiler.files
+        raise
+    # what the template sends: a new locale changes the values of its $faker fields, an edited file its $schema
+    source = [template, faker_locale] if compiler.uses_faker else template
+    source = [source, compiler.schema_sources] if compiler.schema_sources else source
+    return CompiledTemplate(parts, compiler.initial_state, json.dumps(source, sort_keys=True, default=str),
+                            frozenset(compiler.files))
 
 
 class _Compiler:
-    def __init__(self) -> None:
+    def __init__(self, faker_locale: str, base_path: Path | None) -> None:
         self.initial_state: list[Any] = [0]  # slot 0 is the frame number
+        self.faker_locale = faker_locale
+        self.uses_faker = False
+        self.base_path = base_path
+        self.files: set[Path] = set()  # schema files read by $schema
+        self.schema_sources: list[str] = []  # what they held
 
     def new_slot(self, initial: Any) -> int:
         self.initial_state.append(initial)
@@ -221,6 +280,20 @@ def _make_choice(compiler: _Compiler, args: Any, path: tuple) -> Leaf:
     return lambda state, rng: options[int(rng.random() * len(options))].render_part(state, rng)
 
 
+def _make_cycle(compiler: _Compiler, args: Any, path: tuple) -> Leaf:
+    if not isinstance(args, (list, tuple)) or not args:
+        raise TemplateError(path, f"$cycle takes a non-empty list of options, got {args!r}")
+    options = [CompiledTemplate(compiler.compile(option, path + (i,)), []) for i, option in enumerate(args)]
+    slot = compiler.new_slot(0)  # how many options this timeline has rendered
+
+    def cycle(state: State, rng: Random) -> str:
+        turn = state[slot]
+        state[slot] = turn + 1
+        return options[turn % len(options)].render_part(state, rng)
+
+    return cycle
+
+
 def _make_walk(compiler: _Compiler, args: Any, path: tuple) -> Leaf:
     if not isinstance(args, Mapping):
         raise TemplateError(path, f"$walk takes {{start, step, min, max}}, got {args!r}")
@@ -301,13 +374,39 @@ def _make_literal(_: _Compiler, args: Any, path: tuple) -> str:
     return _constant(args, path)
 
 
+def _make_faker(compiler: _Compiler, args: Any, path: tuple) -> Leaf:
+    compiler.uses_faker = True
+    try:
+        return compile_faker(args, compiler.faker_locale)
+    except FakerError as e:
+        raise TemplateError(path + e.path, e.message) from None
+
+
+def _make_schema(compiler: _Compiler, args: Any, path: tuple) -> Leaf:
+    try:
+        generator = compile_schema(args, compiler.base_path)
+    except SchemaError as e:
+        compiler.files |= e.files
+        if e.document is None:  # in the template itself: the path finds its line, the pointer names it
+            raise TemplateError(path + e.pointer, f"{e.message} (schema {e.where})") from None
+        raise TemplateError(path + (e.ref_at or ()), f"{e.where}: {e.message}") from None
+    compiler.files |= generator.files
+    if generator.files:
+        compiler.schema_sources.append(generator.source_text)
+    render = generator.render
+    return lambda state, rng: render(rng)
+
+
 _MAKERS: dict[str, Callable[[_Compiler, Any, tuple], Part]] = {
     "$int": _make_int,
     "$float": _make_float,
     "$choice": _make_choice,
+    "$cycle": _make_cycle,
     "$walk": _make_walk,
     "$counter": _make_counter,
     "$now": _make_now,
     "$seq": _make_seq,
     "$literal": _make_literal,
+    "$faker": _make_faker,
+    "$schema": _make_schema,
 }

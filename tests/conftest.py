@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,7 +14,8 @@ from tornado.platform.asyncio import AsyncIOLoop
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from raw_client import RawClient
-from support import ROOT, base_config, edit_config, write_config
+from redis_server import RedisServer
+from support import ROOT, base_config, edit_config, missing_tool, write_config
 
 sys.path.insert(0, str(ROOT))  # the project's modules, whatever the working directory
 
@@ -148,3 +150,14 @@ def raw(http_server, http_port):
     yield Opener
     for client in opened:
         client.close()
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real, empty Redis on a free port (apt-get install redis-server), stopped at teardown."""
+    if shutil.which("redis-server") is None:
+        missing_tool("redis-server is not installed (apt-get install redis-server)")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()

@@ -65,11 +65,21 @@ def installed_version(folder: Path, name: str) -> str | None:
 def run_node(script: str, *args: str, timeout: float) -> str:
     """Run a CommonJS ``script`` (``process.argv.slice(1)`` holds ``args``) that can ``require`` the cached
     packages; returns what it printed, or fails the test with its exit code and stderr."""
-    env = {**os.environ, "NODE_PATH": str(cache_folder() / "node_modules")}
     result = subprocess.run(["node", "-e", script, "--", *args], capture_output=True, text=True, timeout=timeout,
-                            env=env)
+                            env=_node_env())
     assert result.returncode == 0, f"node exited with {result.returncode}:\n{result.stderr}"
     return result.stdout
+
+
+def start_node(script: str, *args: str) -> subprocess.Popen[str]:
+    """``run_node`` in the background, for a client that must stay connected while the test acts; read its
+    lines from ``stdout``. The caller waits for it (or kills it)."""
+    return subprocess.Popen(["node", "-e", script, "--", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=_node_env())
+
+
+def _node_env() -> dict[str, str]:
+    return {**os.environ, "NODE_PATH": str(cache_folder() / "node_modules")}
 
 
 def _name(spec: str) -> str:

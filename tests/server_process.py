@@ -67,9 +67,9 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
-                if get_json(self.url + "healthz", timeout_s=1.0, context=self.tls) == {"status": "ok"}:
+                if get_json(self.url + "healthz", timeout_s=1.0, context=self.tls)["status"] == "ok":
                     return
-            except (OSError, ValueError):
+            except (OSError, ValueError):  # an HTTPError (a cluster's 503 while it connects to Redis) is an OSError
                 pass  # not listening yet (connection refused) or not answering JSON yet
             time.sleep(0.05)
         raise RuntimeError(f"server did not answer /healthz within {timeout_s} s:\n{self.log_tail()}")

@@ -68,11 +68,11 @@ def stream_config(data: dict[str, Any], name: str) -> dict[str, Any]:
 
 def edit_config(data: dict[str, Any], **changes: Any) -> dict[str, Any]:
     """Apply changes: ``server={...}`` merges into server, a stream's name merges into that
-    stream (None removes it), other top-level keys (echo, random_seed, streams) are replaced."""
+    stream (None removes it), other top-level keys (echo, random_seed, streams, endpoints) are replaced."""
     for key, value in changes.items():
         if key == "server":
             data["server"].update(value)
-        elif key in ("echo", "random_seed", "streams"):
+        elif key in ("echo", "random_seed", "streams", "endpoints"):
             data[key] = value
         elif value is None:
             data["streams"] = [s for s in data["streams"] if s["name"] != key]

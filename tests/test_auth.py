@@ -68,6 +68,23 @@ async def test_a_browser_tab_still_gets_the_demo_page_without_a_token(http_clien
     assert response.code == 200 and b"<html" in response.body.lower()
 
 
+@pytest.mark.config(stats={"auth": {**LISTED_BEARER, "expires_after_s": 60}},
+                    endpoints=[{"path": "/ws", "auth": ANY_TOKEN, "rules": [{"match": {"text": "hi"}}]}])
+@pytest.mark.gen_test
+async def test_the_api_says_where_a_token_goes_but_never_which_tokens_are_accepted(http_client, http_url):
+    """The demo page reads it to explain a refused handshake, which a browser's WebSocket cannot see."""
+    streams_body = (await http_client.fetch(http_url("/api/streams"))).body
+    endpoints_body = (await http_client.fetch(http_url("/api/endpoints"))).body
+    streams = {s["name"]: s for s in json.loads(streams_body)}
+    endpoints = {e["path"]: e for e in json.loads(endpoints_body)}
+    bearer = {"query": None, "header": "Authorization", "scheme": "Bearer", "expires_after_s": 60}
+    assert streams["stats"]["auth"] == bearer
+    assert streams["replay"]["auth"] is None
+    assert endpoints["/"]["auth"] == bearer  # the stats stream answers by rules (its reply) at /
+    assert endpoints["/ws"]["auth"] == {"query": "token", "header": None, "scheme": None, "expires_after_s": None}
+    assert b"s3cret" not in streams_body + endpoints_body
+
+
 @pytest.mark.config(stats={"auth": {**ANY_TOKEN, "expires_after_s": 0.3}, "interval_ms": 50})
 @pytest.mark.gen_test
 async def test_an_expiring_token_closes_the_connection_with_4001_token_expired(ws_connect):

@@ -189,4 +189,24 @@ def test_a_stream_key_misplaced_in_server_says_where_it_belongs(tmp_path):
     data = base_config()
     data["server"]["interval_ms"] = 100
     [problem] = problems(tmp_path, data)
-    assert problem.endswith(": server.interval_ms: unknown key at this level; it belongs at streams[].interval_ms")
+    assert problem.endswith(": server.interval_ms: unknown key at this level; it belongs at streams[].interval_ms "
+                            "or asyncapi.interval_ms")
+
+
+
+def test_cluster_needs_a_redis_url(tmp_path):
+    data = base_config()
+    data["cluster"] = {"redis": "127.0.0.1:6379", "name": "x"}
+    found = problems(tmp_path, data)
+    assert len(found) == 1 and "cluster.redis: must be a Redis URL such as redis://127.0.0.1:6379/0" in found[0]
+    data["cluster"] = {"redis": "redis://127.0.0.1:6379/0"}
+    assert load_config(write_config(tmp_path, data)).settings.cluster.name == "mockws"
+
+
+def test_more_than_one_worker_needs_a_cluster(tmp_path):
+    data = base_config()
+    data["server"]["workers"] = 2
+    found = problems(tmp_path, data)
+    assert len(found) == 1 and "server.workers: workers: 2 needs a cluster: block" in found[0]
+    data["cluster"] = {"redis": "redis://127.0.0.1:6379/0"}
+    assert load_config(write_config(tmp_path, data)).settings.server.workers == 2

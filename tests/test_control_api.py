@@ -51,6 +51,24 @@ async def test_get_one_stream_shows_settings_and_live_state(http_client, http_ur
     assert stats["template"]["face"]["name"] == "人像"
 
 
+TICKS = {"name": "ticks", "source": "random", "template": {"t": 1},
+         "socketio": {"namespace": "/ticker", "event": "tick"}}
+HIDDEN = {"name": "hidden", "source": "random", "template": {"x": 1}}  # a topic only: no path, no namespace
+
+
+@pytest.mark.gen_test
+@pytest.mark.config(streams=[{"name": "count", "path": "/count", "source": "random", "template": {"n": 1}},
+                             TICKS, HIDDEN])
+async def test_the_api_says_where_each_stream_is_served_over_socketio(http_client, http_url):
+    """So a page can connect without probing /socket.io/: its namespace and event, or null when in none."""
+    listed = await call(http_client, http_url("/api/streams"), "GET")
+    assert {s["name"]: s["socketio"] for s in listed} == {
+        "count": {"namespace": "/count", "event": "count"}, "ticks": {"namespace": "/ticker", "event": "tick"},
+        "hidden": None}
+    one = await call(http_client, http_url("/api/streams/ticks"), "GET")
+    assert one["socketio"] == {"namespace": "/ticker", "event": "tick"}
+
+
 @pytest.mark.gen_test
 async def test_unknown_stream_is_404_naming_the_streams(http_client, http_url):
     payload = await call(http_client, http_url("/api/streams/nope"), "GET", expect=404)

@@ -15,16 +15,20 @@ from pydantic_core import to_jsonable_python
 
 from config import (
     ActionConfig,
+    AsyncApiConfig,
     AuthConfig,
     CloseConfig,
+    ClusterConfig,
     EchoConfig,
     EndpointConfig,
     FaultsConfig,
     MatchConfig,
+    ParamConfig,
     RuleConfig,
     ServerConfig,
     Settings,
     SnapshotConfig,
+    SocketIoConfig,
     StreamConfig,
     SubscribeConfig,
     TlsConfig,
@@ -98,7 +102,8 @@ def test_the_schema_walk_finds_every_config_block():
     assert set(config_blocks().values()) == {Settings, ServerConfig, TlsConfig, StreamConfig, EchoConfig,
                                              FaultsConfig, AuthConfig, EndpointConfig, RuleConfig, MatchConfig,
                                              ActionConfig, SubscribeConfig, UnsubscribeConfig, SnapshotConfig,
-                                             CloseConfig}
+                                             CloseConfig, SocketIoConfig, ClusterConfig, AsyncApiConfig,
+                                             ParamConfig}
 
 
 def keys_of(model: type[BaseModel]) -> dict[str, Any]:
@@ -193,3 +198,28 @@ def test_the_import_graph_in_the_docs_is_current():
 
     assert mermaid(import_graph()) in (DOCS / "development.md").read_text(encoding="utf-8"), \
         "the import graph changed: paste the output of python3 scripts/import_graph.py into docs/development.md"
+
+
+def readme_yaml_blocks() -> list[str]:
+    """The README's ```yaml blocks, as written."""
+    return re.findall(r"```yaml\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+
+
+def test_the_readmes_whole_config_examples_load_and_render(tmp_path):
+    """What a new user pastes: the realistic-data config and the AsyncAPI document both serve as they are."""
+    sys.path.insert(0, str(ROOT))
+    from random import Random  # noqa: PLC0415
+
+    from streams.build import load_config  # noqa: PLC0415
+
+    configs = [block for block in readme_yaml_blocks() if block.lstrip().startswith(("faker_locale", "streams:"))]
+    documents = [block for block in readme_yaml_blocks() if block.startswith("asyncapi: 3")]
+    assert len(configs) == 1 and len(documents) == 1
+    (tmp_path / "config.yaml").write_text(configs[0], encoding="utf-8")
+    config = load_config(tmp_path / "config.yaml")
+    source = config.sources[config.streams[0].name]
+    frame = source.frame(0, source.new_state(), Random(1))
+    assert {"car", "face", "wifi", "alarm"} <= set(yaml.safe_load(frame.data))
+    (tmp_path / "asyncapi.yaml").write_text(documents[0], encoding="utf-8")
+    (tmp_path / "mock.yaml").write_text("asyncapi: {file: asyncapi.yaml, interval_ms: 200}\n", encoding="utf-8")
+    assert any(s.path == "/v1/marketdata/{symbol}" for s in load_config(tmp_path / "mock.yaml").streams)

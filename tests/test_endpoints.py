@@ -125,7 +125,7 @@ async def test_the_open_file_limit_caps_the_client_limit_below_max_clients(hub, 
         await websocket_connect(ws_url("/"))
     assert caught.value.code == 503
     assert json.loads(caught.value.response.body)["error"] == (
-        "server is at its limit of 1 WebSocket clients (the process's open-file limit: ulimit -n)")
+        "server is at its limit of 1 clients (the process's open-file limit: ulimit -n)")
 
 
 @pytest.mark.config(server={"max_message_bytes": 1000})

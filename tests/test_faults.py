@@ -109,7 +109,7 @@ def decisions(seed: int | None, name: str = "feed", count: int = 200) -> list[st
     injector = fault_injector(FaultsConfig(drop_rate=0.2, duplicate_rate=0.1, malformed_rate=0.1, reorder=True),
                               seed, name)
     written: list[str] = []
-    stream = SimpleNamespace(write=lambda sub, frame: written.append(frame.data.decode()) or True)
+    stream = SimpleNamespace(write=lambda sub, frame, seq=None: written.append(frame.data.decode()) or True)
     sub = SimpleNamespace(fault_state=None)
     for n in range(count):
         injector.deliver(stream, sub, Frame.text(json.dumps({"n": n})))
@@ -340,11 +340,14 @@ class FakeClient:
     def __init__(self) -> None:
         self.is_open, self.pending_bytes, self.received = True, 0, []
 
-    def send(self, frame: Frame) -> bool:
+    def send(self, frame: Frame, seq: int | None = None) -> bool:
         self.received.append(frame.data)
         return True
 
     def close(self, code: int, reason: str) -> None:
+        self.is_open = False
+
+    def end(self, code: int, reason: str) -> None:
         self.is_open = False
 
     def abort(self) -> None:

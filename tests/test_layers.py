@@ -19,12 +19,14 @@ LAYERS = {
     "streams": 1,  # the domain: templates, sources, clock, streams, faults, build
     "streams.hub": 2,
     "streams.conversation": 2,  # a connection's rules and topics, run on the hub
+    "streams.cluster": 2,  # the other processes of a cluster, through Redis, for the hub
     "transport": 3,
     "handlers": 4,
     "app": 5,
     "reload": 5,
     "record": 6,
     "server": 6,
+    "workers": 6,  # server.workers: the processes server.py starts
 }
 def layer(module: str) -> int:
     """The layer of a module: its own entry, else its package's."""

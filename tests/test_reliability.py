@@ -382,10 +382,13 @@ class BrokenClient:
     is_open = True
     pending_bytes = 0
 
-    def send(self, frame) -> bool:
+    def send(self, frame, seq=None) -> bool:
         raise RuntimeError("broken client")
 
     def close(self, code: int, reason: str) -> None:
+        self.is_open = False
+
+    def end(self, code: int, reason: str) -> None:
         self.is_open = False
 
     def abort(self) -> None:

@@ -283,6 +283,17 @@ async def test_a_close_between_fragments_is_echoed_and_the_unfinished_message_dr
     assert frames == [(OP_CLOSE, close_payload(4001))]
 
 
+@pytest.mark.config(stats={"rules": [{"match": {"text": "bye"}, "do": [{"close": {"code": 4000}}]}]})
+@pytest.mark.gen_test
+async def test_a_rule_that_closes_on_a_message_read_together_with_the_clients_close_ends_cleanly(raw, caplog):
+    """The message reaches the rules after the parser has taken the client's close: that close is echoed."""
+    client = await raw.connect("/")
+    await client.send(client_frame(b"bye", mask=MASK) + client_frame(close_payload(1000), OP_CLOSE, mask=MASK))
+    assert await client.wait_closed() == 1000
+    assert await client.read_frame() is None
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
 @pytest.mark.gen_test
 async def test_invalid_utf8_in_the_first_fragment_closes_with_1007_before_the_message_ends(raw):
     client = await raw.connect("/echo")

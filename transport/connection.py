@@ -89,6 +89,7 @@ class Connection(asyncio.BufferedProtocol):
     __slots__ = ("transport", "parser", "deflate", "endpoint", "context", "path", "subprotocol", "window_bits",
                  "scanner", "fragments", "fragment_binary", "utf8", "is_open", "alive", "ping_sent_at",
                  "close_timer", "greeting", "max_message_bytes", "registry", "ended", "expiry")
+    kind = "websocket"
 
     def __init__(self, endpoint: Endpoint, path: str, greeting: bytes, *, subprotocol: str | None = None,
                  deflate: Any = None, max_message_bytes: int, registry: Connections,
@@ -118,7 +119,7 @@ class Connection(asyncio.BufferedProtocol):
 
     # -- the client interface (streams.client.Client)
 
-    def send(self, frame: Frame) -> bool:
+    def send(self, frame: Frame, seq: int | None = None) -> bool:
         """Queue a frame built once for many clients; False when this one is closing or gone."""
         if not self.is_open:
             return False
@@ -156,6 +157,10 @@ class Connection(asyncio.BufferedProtocol):
             return
         self.is_open = False
         parser = self._parser()
+        if parser.state is not OPEN:
+            # the client's close came in the same read as the message being answered (a rule that closes):
+            # the parser has already queued its answer to it, which ends the connection
+            return
         parser.send_close(code, reason)
         self._write_all(parser.data_to_send())
         self._expect_end()

@@ -1,0 +1,55 @@
+"""A shared stream's roles in a cluster, in-process and without Redis: the holder relays, a follower delivers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from streams.cluster import decode, encode, frame_kind, frame_of, position_of
+from streams.sources import Frame
+from support import read_json, until
+
+SHARED = {"timeline": "shared", "interval_ms": 20,
+          "template": {"id": {"$seq": True}, "n": {"$walk": {"start": 0, "step": 1, "min": 0, "max": 1000}}}}
+
+
+@pytest.mark.config(stats=SHARED)
+@pytest.mark.gen_test
+async def test_a_follower_runs_no_clock_and_sends_what_the_holder_delivers(ws_connect, hub):
+    stream = hub.streams["stats"]
+    stream.follow()
+    conn = await ws_connect("/")
+    assert not stream.clock.armed
+    stream.deliver(41, Frame.text('{"id":41}'), {"count": 41, "index": 0, "state": [41, 7]})
+    assert await read_json(conn) == {"id": 41}
+    stream.deliver(41, Frame.text('{"id":41}'), {"count": 41, "index": 0, "state": [41, 7]})  # already seen
+    stream.deliver(42, Frame.text('{"id":42}'), {"count": 42, "index": 0, "state": [42, 8]})
+    assert await read_json(conn) == {"id": 42}
+
+
+@pytest.mark.config(stats=SHARED)
+@pytest.mark.gen_test
+async def test_a_new_holder_continues_the_numbering_and_generator_state_and_relays_each_frame(ws_connect, hub):
+    stream = hub.streams["stats"]
+    relayed = []
+    stream.follow()
+    stream.hold({"count": 41, "index": 0, "state": [41, 100]}, lambda seq, frame, tl: relayed.append((seq, frame)))
+    conn = await ws_connect("/")
+    first = await read_json(conn)
+    assert first["id"] == 42 and abs(first["n"] - 100) <= 1  # walked on from 100, not from 0
+    await until(lambda: len(relayed) >= 2, 2)
+    assert relayed[0][0] == 42 and json.loads(relayed[0][1].data) == first
+
+
+def test_a_cluster_message_carries_the_frame_as_it_is():
+    frame = Frame(b"\x00\x01\n", binary=True)
+    header, payload = decode(encode({"v": "frame", "k": frame_kind(frame)}, frame.data))
+    again = frame_of(header["k"], payload)
+    assert (again.data, again.binary, again.is_json) == (frame.data, True, False)
+
+
+def test_the_position_is_what_a_new_holder_needs():
+    class Timeline:
+        count, index, state = 5, 2, [5, 1.5]
+    assert position_of(Timeline()) == {"count": 5, "index": 2, "state": [5, 1.5]}
