@@ -142,7 +142,7 @@ class Conversation:
             self.run(answer.actions, 0, context)
             return
         for template in answer.replies:  # replies only: nothing to start or wait for, so not through run()
-            self.client.send_message(self.text(template, context).encode("utf-8"))
+            self.reply(template, context)  # which a subclass may override (Socket.IO answers with events)
 
     def end(self) -> None:
         """The connection is gone: every subscription and pending action ends with it."""
