@@ -273,3 +273,31 @@ async def test_curl_prints_the_events(http_port, http_server):
         stdout=subprocess.PIPE)
     out, _ = await process.communicate()
     assert out.startswith(b"retry: 1000\n\nid: 1\ndata: {")
+
+
+@pytest.mark.gen_test(timeout=15)
+@pytest.mark.config(streams=[dict(TICKS, send_on_connect=False, interval_ms=600_000)],
+                    server={"max_pending_bytes": 64 * 1024})
+async def test_an_event_stream_that_stops_reading_is_ended_and_the_others_go_on(http_port, http_server, events, hub):
+    """The slow-client bound holds for SSE as for WebSocket: a reader that stops is cut off, a reading one is not."""
+    import socket  # noqa: PLC0415
+
+    stream = hub.streams["ticks"]
+    reader = await events("/ticks")
+    slow = socket.create_connection(("127.0.0.1", http_port))
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.sendall(b"GET /ticks HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")  # and never reads
+    try:
+        await until(lambda: stream.clients == 2, 2)
+        big = '{"pad":"' + "x" * 64_000 + '"}'
+        from streams.sources import JsonFrame  # noqa: PLC0415
+        for _ in range(400):  # up to 25 MB, far past what the kernel buffers for the slow one
+            hub.push("ticks", JsonFrame(big.encode()))
+            await reader.next()
+            if stream.clients == 1:
+                break
+        assert stream.clients == 1  # the slow one was cut off
+        hub.push("ticks", JsonFrame(b'{"after":true}'))
+        assert json.loads((await reader.next())["data"]) == {"after": True}
+    finally:
+        slow.close()
