@@ -82,12 +82,13 @@ class ParamPathMatches(Matcher):
         return {} if self.hub.path_refusal(request.path) is not None else None
 
 
-def make_app(hub: Hub, **settings: object) -> Application:
+def make_app(hub: Hub, socketio_polling: bool = True, **settings: object) -> Application:
     """The application serving a hub's streams (over WebSocket and Socket.IO), echo, API and demo page.
 
+    ``socketio_polling=False`` serves Socket.IO over WebSocket only (a worker on a shared port).
     ``settings["socket_io"]`` is the Socket.IO gateway, for the shutdown sequence.
     """
-    socket_io = SocketIoGateway(hub)
+    socket_io = SocketIoGateway(hub, polling=socketio_polling)
     connections = Connections(lambda: (hub.server.ping_interval_s, hub.server.ping_timeout_s))
     echo = {"hub": hub, "connections": connections, "endpoint": EchoEndpoint(hub)}
     events = Connections(lambda: (hub.server.sse_heartbeat_s, 0.0))  # event streams: a comment line as heartbeat

@@ -155,7 +155,7 @@ async def serve(config: AppConfig, host: str, port: int, watch: bool = True, wor
         cluster.start()  # connects in the background, and again whenever Redis goes away
     # a connection that never finishes its request (or handshake) is dropped, not held for an hour
     tls = config.settings.server.tls
-    app = make_app(hub)
+    app = make_app(hub, socketio_polling=worker is None)  # a worker shares its port: no session affinity
     server = HTTPServer(HeadLimit(app), idle_connection_timeout=HTTP_IDLE_TIMEOUT_S,
                         body_timeout=HTTP_IDLE_TIMEOUT_S, max_header_size=HARD_HEAD_LIMIT_BYTES,
                         ssl_options=tls_context(tls, config.file.parent) if tls is not None else None)

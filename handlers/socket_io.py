@@ -53,6 +53,9 @@ SHUTDOWN_DROP_WAIT_S = 0.5  # the same at shutdown, which must be over within 2 
 FRAME_CACHE_SIZE = 256  # frames whose parsed value is kept, so a frame many clients get is parsed once
 
 WANTS_ACK = object()  # the last argument of an event whose sender passed an ack callback (AckAwarePacket)
+POLLING_OFF = ("this server runs several worker processes on one port, so Socket.IO is served over WebSocket "
+               "only (long-polling needs every request of a session to reach one process): connect with "
+               "io(url, {transports: ['websocket']})")
 _DISCONNECT = object()  # outbox entries that end the session instead of emitting
 _DROP = object()
 
@@ -224,14 +227,22 @@ class EventConversation(Conversation):
 
 
 class SocketIoGateway:
-    """The Socket.IO server of a hub: one session per client and namespace, streams looked up per connect."""
+    """The Socket.IO server of a hub: one session per client and namespace, streams looked up per connect.
 
-    def __init__(self, hub: Hub) -> None:
+    ``polling=False`` serves WebSocket only: long-polling needs every request of
+    a session to reach this process, which a port shared by several worker
+    processes cannot promise (the kernel picks a worker per connection).
+    """
+
+    def __init__(self, hub: Hub, polling: bool = True) -> None:
         self.hub = hub
+        self.polling = polling
+        self.polling_refused = False  # logged once
         server = hub.server
         self.manager = socketio.AsyncManager()
         self.sio = socketio.AsyncServer(
             async_mode="tornado", client_manager=self.manager, namespaces="*", serializer=AckAwarePacket,
+            transports=["polling", "websocket"] if polling else ["websocket"],
             cors_allowed_origins=self.origin_allowed, max_http_buffer_size=server.max_message_bytes,
             ping_interval=server.ping_interval_s or DEFAULT_PING_INTERVAL_S,
             ping_timeout=server.ping_timeout_s or DEFAULT_PING_TIMEOUT_S,
@@ -365,6 +376,20 @@ def socketio_handler(gateway: SocketIoGateway) -> type[RequestHandler]:
     base: type[RequestHandler] = socketio.get_tornado_handler(gateway.sio)
 
     class SocketIoHandler(base):
+        async def get(self, *args: Any, **kwargs: Any) -> None:
+            if not gateway.polling and self.request.headers.get("Upgrade", "").lower() != "websocket":
+                # a client that starts with long-polling, as socket.io-client does by default
+                origin = self.request.headers.get("Origin")
+                if gateway.origin_allowed(origin):  # so the page's script can read why
+                    self.set_header("Access-Control-Allow-Origin", origin)
+                if not gateway.polling_refused:
+                    gateway.polling_refused = True
+                    log.warning("a Socket.IO client asked for long-polling: %s", POLLING_OFF)
+                self.set_status(400)
+                self.finish({"error": POLLING_OFF})
+                return
+            await super().get(*args, **kwargs)
+
         def check_origin(self, origin: str) -> bool:
             return gateway.origin_allowed(origin)
 

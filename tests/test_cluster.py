@@ -288,3 +288,37 @@ def test_a_worker_that_dies_is_started_again_and_logged(tmp_path, redis_server):
                  and len(stream_info(server, "ticks")["processes"]) == 2, 10, "a new worker reports")
     finally:
         server.stop()
+
+
+def test_workers_serve_socketio_over_websocket_only_and_tell_a_polling_client_how_to_connect(tmp_path, redis_server):
+    data = cluster_config(redis_server.url)
+    data["server"]["workers"] = 2
+    server = ServerProcess(write_config(tmp_path, data, "workers.yaml"), free_port(), tmp_path / "workers.log")
+    server.start()
+    try:
+        wait_for(lambda: len(stream_info(server, "ticks")["processes"]) == 2, 5, "both workers report")
+        polling = HTTPRequest(server.url + "socket.io/?EIO=4&transport=polling", headers={"Origin": server.url[:-1]})
+
+        async def scenario():
+            refused = await AsyncHTTPClient().fetch(polling, raise_error=False)
+            conn = await websocket_connect(ws_url(server, "/socket.io/?EIO=4&transport=websocket"))
+            try:
+                opened = await asyncio.wait_for(conn.read_message(), 3)
+                conn.write_message("40/ticks,")  # join the stream's namespace
+                joined = await asyncio.wait_for(conn.read_message(), 3)
+                event = await asyncio.wait_for(conn.read_message(), 3)
+            finally:
+                await close_and_wait(conn)
+            return refused, opened, joined, event
+
+        refused, opened, joined, event = asyncio.run(scenario())
+        assert refused.code == 400
+        assert "transports: ['websocket']" in json.loads(refused.body)["error"]
+        assert refused.headers["Access-Control-Allow-Origin"] == server.url[:-1]
+        assert opened.startswith("0{") and json.loads(opened[1:])["upgrades"] == []
+        assert joined.startswith("40/ticks,{")
+        name, frame = json.loads(event.partition(",")[2])
+        assert name == "ticks" and isinstance(frame["id"], int)
+        assert "asked for long-polling" in server.log_path.read_text()
+    finally:
+        server.stop()
