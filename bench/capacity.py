@@ -5,8 +5,9 @@
     python3 bench/capacity.py --clients 500 --duration 4 --compare-rounds 1   # a quick check
     python3 bench/capacity.py -- --quiet-wait 30  # options after -- go to wsbench.py
 
-Capacity is the highest rate per client of t2's shared timeline (bench/bench.yaml's
-`shared` stream, its interval changed) at which --clients WebSocket clients get
+Capacity is the highest rate per client of one of bench/bench.yaml's streams
+(--stream: `seed`, t1's per-client random timelines, the default; or `shared`,
+t2's one timeline; its interval changed) at which --clients WebSocket clients get
 at least --delivered-pct of the frames, found by bisecting the interval between
 --fast-ms (assumed too fast) and --slow-ms (assumed carried), on a log scale,
 until the two are within --resolution of each other. Then both worker counts
@@ -50,6 +51,9 @@ def parse_args() -> argparse.Namespace:
     """The command line."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=2000, help="WebSocket clients (default 2000)")
+    ap.add_argument("--stream", default="seed", choices=("seed", "shared"),
+                    help="seed: per-client timelines, where rendering each client's frame is the work (default); "
+                         "shared: one timeline, one render per tick, a Redis hop per frame with workers")
     ap.add_argument("--workers", default="1,2", help="worker counts to search, comma-separated (default 1,2)")
     ap.add_argument("--fast-ms", type=int, default=10, help="an interval assumed too fast to carry (default 10)")
     ap.add_argument("--slow-ms", type=int, default=100, help="an interval assumed carried (default 100)")
@@ -72,12 +76,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def server_cmd(folder: Path, workers: int, interval_ms: int, clients: int) -> str:
-    """Write the config of one worker count and interval; the command that serves it (with its Redis)."""
+def server_cmd(folder: Path, name: str, workers: int, interval_ms: int, clients: int) -> str:
+    """Write the config of one stream, worker count and interval; the command that serves it (with its Redis)."""
     streams = yaml.safe_load((HERE / "bench.yaml").read_text())["streams"]
-    shared = next(stream for stream in streams if stream["name"] == "shared")
+    stream = next(stream for stream in streams if stream["name"] == name)
     config = {"server": {"host": "127.0.0.1", "workers": workers, "max_clients": clients + 1000},
-              "streams": [dict(shared, interval_ms=interval_ms)]}
+              "streams": [dict(stream, path="/" + name, interval_ms=interval_ms)]}
     serve = (f"exec {shlex.quote(sys.executable)} server.py -c {{config}} --port \"$PORT\" --log-level warning")
     if workers > 1:
         redis_port = free_port()
@@ -93,7 +97,8 @@ def wsbench(args: argparse.Namespace, out: Path, name: str, cmds: list[str], int
     """One wsbench.py fanout run of the given server commands; returns its JSON line."""
     cmd = [sys.executable, str(HERE / "wsbench.py"), "fanout", "--server-cmd", cmds[0],
            *(arg for other in cmds[1:] for arg in ("--vs", other)),
-           "--url", "ws://127.0.0.1:PORT/shared", "--clients", str(args.clients), "--interval-ms", str(interval_ms),
+           "--url", f"ws://127.0.0.1:PORT/{args.stream}", "--clients", str(args.clients),
+           "--interval-ms", str(interval_ms),
            "--duration", str(args.duration), "--rounds", str(rounds), "--client-procs", str(args.client_procs),
            "--cwd", str(ROOT), *args.wsbench_args]
     with open(out / f"{name}.txt", "w") as stdout, open(out / f"{name}.log", "w") as stderr:
@@ -111,8 +116,8 @@ def search(args: argparse.Namespace, out: Path, configs: Path, workers: int) -> 
     fast, slow, probes = args.fast_ms, args.slow_ms, []
     while slow / fast > args.resolution and slow - fast > 1:
         mid = round(math.sqrt(fast * slow))
-        run = wsbench(args, out, f"workers{workers}-{mid}ms", [server_cmd(configs, workers, mid, args.clients)],
-                      mid, 1)["servers"][0]["median"]
+        cmd = server_cmd(configs, args.stream, workers, mid, args.clients)
+        run = wsbench(args, out, f"workers{workers}-{mid}ms", [cmd], mid, 1)["servers"][0]["median"]
         carried = (run.get("delivered_pct") or 0) >= args.delivered_pct
         probes.append(dict(run, carried=carried))
         print(f"  workers {workers}: {1000 / mid:.1f} Hz per client, delivered {run.get('delivered_pct', 0):.1f}%"
@@ -130,7 +135,7 @@ def main() -> int:
     if shutil.which("redis-server") is None and any(int(w) > 1 for w in args.workers.split(",")):
         print("error: workers above 1 need redis-server on PATH (e.g. apt-get install redis-server)", file=sys.stderr)
         return 2
-    out = args.out or ROOT / "bench" / "results" / time.strftime("capacity-%Y%m%d-%H%M%S")
+    out = args.out or ROOT / "bench" / "results" / time.strftime(f"capacity-{args.stream}-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     workers = [int(w) for w in args.workers.split(",")]
     with tempfile.TemporaryDirectory(prefix="mockws-capacity-") as tmp:
@@ -144,8 +149,8 @@ def main() -> int:
         common = round(common / 0.8)  # ... at 80%
         print(f"== CPU per message at {1000 / common:.1f} Hz per client, {args.compare_rounds} alternating rounds",
               file=sys.stderr, flush=True)
-        compare = wsbench(args, out, f"compare-{common}ms",
-                          [server_cmd(configs, n, common, args.clients) for n in workers], common, args.compare_rounds)
+        cmds = [server_cmd(configs, args.stream, n, common, args.clients) for n in workers]
+        compare = wsbench(args, out, f"compare-{common}ms", cmds, common, args.compare_rounds)
     table = tables(args, workers, found, common, compare)
     (out / "summary.md").write_text(table + "\n")
     print(table)
@@ -155,7 +160,8 @@ def main() -> int:
 
 def tables(args: argparse.Namespace, workers: list[int], found: dict, common: int, compare: dict) -> str:
     """The capacity table and the CPU comparison table, in markdown, with the targets judged."""
-    lines = [f"| workers | capacity: Hz per client ({args.clients} clients, >= {args.delivered_pct:g}% delivered) "
+    lines = [f"Stream `{args.stream}` of bench/bench.yaml.", "",
+             f"| workers | capacity: Hz per client ({args.clients} clients, >= {args.delivered_pct:g}% delivered) "
              "| msg/s | delivered % | server CPU % | client CPU % | other CPU % | probes (Hz: delivered %) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for n in workers:
