@@ -14,7 +14,10 @@ Why Redis, and what goes through it (docs/scaling-out.md has the user's view):
   from there, a new process starts its resume history from there.
 - **Control verbs** (push, pause, resume, seek, faults) are applied where they
   are called and published; every other process applies them to its own
-  clients.
+  clients. What lasts (paused, faults) is also kept in Redis, so a process that
+  joins later, or takes over a paused clock, starts in the same state. It
+  expires ``CONTROL_TTL_MS`` after the last process left: a cluster started
+  again later starts from its config.
 - **Reports.** Every ``TICK_S`` each process writes its client counts and its
   config's fingerprint; the API sums the counts, and a process whose config
   differs is logged.
@@ -60,6 +63,8 @@ BACKOFF_S = (0.1, 2.0)  # reconnecting to Redis: first delay, longest delay
 REDIS_TIMEOUT_S = 1.0
 LEAVE_TIMEOUT_S = 0.3  # handing the leases back at shutdown; past it they expire by themselves
 MAX_BATCH = 256  # frames and verbs written to Redis in one round trip
+CONTROL_TTL_MS = 10_000  # paused streams and faults set through the API outlive the last process by this long
+LASTING = ("pause", "faults")  # the Redis hashes of what lasts: paused streams, faults set through the API
 
 # a script, so that only the holder extends (or ends) its own lease
 RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
@@ -169,7 +174,8 @@ class Cluster:
         header = {"o": self.id, "v": verb, "s": stream, "a": args or {}}
         if frame is not None:
             header["k"] = frame_kind(frame)
-        self._outbox.append(("control", None, encode(header, frame.data if frame is not None else b""), None, 0))
+        self._outbox.append((verb, stream, encode(header, frame.data if frame is not None else b""),
+                             json.dumps(args or {}).encode(), 0))
         self._wake.set()
 
     def clients_elsewhere(self, stream: str) -> dict[str, int]:
@@ -257,11 +263,28 @@ class Cluster:
                 stream.follow()
 
     async def _catch_up(self, client: Redis) -> None:
-        """Fill each shared stream's history with what Redis kept (a process that starts or comes back)."""
+        """Fill each shared stream's history with what Redis kept, and take on the streams the cluster paused
+        or set faults on (a process that starts or comes back). What this process did alone while Redis was
+        away stays."""
         for stream in self._shared_streams():
             entries = await client.lrange(self._key("history", stream.name), -max(stream.config.history, 1), -1)
             for message in entries:
                 self._receive(message)
+        pipe = client.pipeline(transaction=True)
+        pipe.hgetall(self._key("pause"))
+        pipe.hgetall(self._key("faults"))
+        paused, faults = await pipe.execute()
+        for name in paused:
+            stream = self.hub.streams.get(name.decode())
+            if stream is not None and not stream.paused:
+                self._apply("pause", stream, {}, None)
+        for name, text in faults.items():
+            stream = self.hub.streams.get(name.decode())
+            if stream is not None and stream.faults is None:
+                try:
+                    self._apply("faults", stream, json.loads(text), None)
+                except ValueError:  # another version's faults: this one's config stands
+                    log.warning("cluster %s: ignored the faults stored for %s", self.config.name, stream.name)
 
     async def _listen(self, pubsub: PubSub) -> None:
         while True:
@@ -280,12 +303,18 @@ class Cluster:
             while self._outbox:
                 pipe = client.pipeline(transaction=True)
                 for _ in range(min(MAX_BATCH, len(self._outbox))):
-                    kind, name, message, position, history = self._outbox.popleft()
+                    kind, name, message, data, history = self._outbox.popleft()
                     pipe.publish(self._channel, message)
-                    if kind == "frame":
-                        pipe.set(self._key("state", name), position)
+                    if kind == "frame":  # data: the timeline's position
+                        pipe.set(self._key("state", name), data)
                         pipe.rpush(self._key("history", name), message)
                         pipe.ltrim(self._key("history", name), -max(history, 1), -1)
+                    elif kind == "pause":
+                        pipe.hset(self._key("pause"), name, 1)
+                    elif kind == "resume":
+                        pipe.hdel(self._key("pause"), name)
+                    elif kind == "faults":  # data: the faults, as the verb carries them
+                        pipe.hset(self._key("faults"), name, data)
                 await pipe.execute()
 
     async def _maintain(self, client: Redis) -> None:
@@ -321,7 +350,9 @@ class Cluster:
         pipe = client.pipeline(transaction=False)
         pipe.hset(self._key("procs"), self.id, json.dumps(mine))
         pipe.hgetall(self._key("procs"))
-        _, reports = await pipe.execute()
+        for lasting in LASTING:
+            pipe.pexpire(self._key(lasting), CONTROL_TTL_MS)
+        reports = (await pipe.execute())[1]
         stale = time.time() - REPORT_STALE_S * 10
         others = {}
         for pid, text in reports.items():
@@ -370,9 +401,13 @@ class Cluster:
             kind = header.get("k")
             stream.deliver(header["n"], frame_of(kind, payload) if kind else None, header["p"])
             return
+        self._apply(verb, stream, args, frame_of(header["k"], payload) if verb == "push" else None)
+
+    def _apply(self, verb: str, stream: Stream, args: dict[str, Any], frame: Frame | None) -> None:
+        """A control verb another process applied, applied here (``frame``: what a push sends)."""
         for each in self.hub.family(stream.name):  # a parameterized stream: each of its values served here too
-            if verb == "push":
-                each.push(frame_of(header["k"], payload))
+            if verb == "push" and frame is not None:
+                each.push(frame)
             elif verb == "pause":
                 each.pause()
             elif verb == "resume":

@@ -154,12 +154,44 @@ def test_api_streams_counts_every_process_and_healthz_reports_redis(start):
 
 def test_pause_through_the_follower_stops_the_holders_clock(start):
     a, b = holder_then_follower(start)
-    request = urllib.request.Request(b.url + "api/streams/ticks/pause", method="POST", data=b"")
-    urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=2).close()
+    api(b, "api/streams/ticks/pause")
     wait_for(lambda: stream_info(a, "ticks")["paused"], 2, "a paused")
     sent = stream_info(a, "ticks")["frames_sent"]
     time.sleep(0.3)
     assert stream_info(a, "ticks")["frames_sent"] == sent
+
+
+def api(process: ServerProcess, path: str, method: str = "POST", body: dict[str, Any] | None = None) -> None:
+    request = urllib.request.Request(process.url + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else b"")
+    urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=2).close()
+
+
+def test_a_process_that_joins_later_takes_on_the_pause_and_faults_and_keeps_the_clock_paused(start):
+    a = start("a")
+    wait_for(lambda: stream_info(a, "ticks")["clock"] == "holder", 5, "a holds the clock")
+    api(a, "api/streams/ticks/pause")
+    api(a, "api/streams/ticks/faults", "PUT", {"drop_rate": 0.5})
+    b = start("b")
+    wait_for(lambda: stream_info(b, "ticks")["clock"] == "follower", 5, "b follows")
+    wait_for(lambda: stream_info(b, "ticks")["paused"], 2, "b takes on the pause")
+    assert stream_info(b, "ticks")["faults"]["drop_rate"] == 0.5
+
+    async def scenario():
+        conn = await websocket_connect(ws_url(b, "/ticks"))
+        try:
+            os.kill(a.process.pid, signal.SIGKILL)
+            wait_for(lambda: stream_info(b, "ticks")["clock"] == "holder", 4, "b takes the clock")
+            with pytest.raises(asyncio.TimeoutError):  # the new holder's clock does not run
+                await asyncio.wait_for(conn.read_message(), 5 * TICK_MS / 1000)
+            api(b, "api/streams/ticks/resume")
+            return json.loads(await asyncio.wait_for(conn.read_message(), 2))
+        finally:
+            await close_and_wait(conn)
+
+    frame = asyncio.run(scenario())
+    assert isinstance(frame["id"], int)  # resumed: frames again
+    assert not stream_info(b, "ticks")["paused"]
 
 
 def test_killing_the_clock_holder_hands_the_timeline_over_within_3_s_without_duplicates(start):
