@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Scale-out capacity: the highest per-client rate that 2000 clients receive, with workers: 1 and workers: 2.
 
-    python3 bench/capacity.py                     # both worker counts, then their CPU per message (about 10 min)
+    python3 bench/capacity.py                     # both worker counts, then their CPU per message (about 8 min)
     python3 bench/capacity.py --clients 500 --duration 4 --compare-rounds 1   # a quick check
     python3 bench/capacity.py -- --quiet-wait 30  # options after -- go to wsbench.py
 
@@ -22,7 +22,7 @@ of what a cluster costs) and stopped with the server. workers: 1 runs without
 cores with the server: the table shows how the CPU was split.
 
 Needs what bench/run.py needs, and redis-server on PATH. Configs go to a
-temporary folder; raw output to bench/results/capacity-<timestamp>/ (git-ignored).
+temporary folder; raw output to bench/results/capacity-<stream>-<timestamp>/ (git-ignored).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--compare-rounds", type=int, default=3, help="rounds of the CPU comparison (default 3)")
     ap.add_argument("--client-procs", type=int, default=2,
                     help="node client processes (default 2, so one client core is not the limit)")
-    ap.add_argument("--out", type=Path, help="results folder (default bench/results/capacity-<timestamp>)")
+    ap.add_argument("--out", type=Path, help="results folder (default bench/results/capacity-<stream>-<timestamp>)")
     ap.add_argument("wsbench_args", nargs="*", help="extra wsbench.py options, after --")
     return ap.parse_args()
 
