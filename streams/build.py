@@ -30,7 +30,7 @@ from config import (
 from streams.asyncapi import AsyncApiError, translate_document
 from streams.fake import DEFAULT_LOCALE, locale_problem
 from streams.faults import FaultInjector
-from streams.rules import RuleSet, compile_rules
+from streams.rules import RuleSet, TemplateOptions, compile_rules
 from streams.sources import MockFileError, RandomSource, Source, load_replay_file
 from streams.template import TemplateError, bind_params, compile_template
 
@@ -94,7 +94,9 @@ def bind_instance(config: AppConfig, stream: StreamConfig) -> tuple[Source, Rule
     if not (stream.rules or stream.fallback or stream.reply is not None):
         return source, None
     names = [s.name for s in config.streams]
-    rules, _problems = compile_rules(_bound_rules(stream.rules, stream.params), stream.fallback, names, stream.reply)
+    options = TemplateOptions(stream.faker_locale or config.settings.faker_locale, config.file.parent)
+    rules, _problems = compile_rules(_bound_rules(stream.rules, stream.params), stream.fallback, names, stream.reply,
+                                     options)
     return source, rules  # the placeholder binding compiled at load, so a value changes no rule's validity
 
 
@@ -125,18 +127,23 @@ def build_rules(checked: CheckedConfig) -> dict[str, RuleSet]:
     names = [raw.get("name") for _, raw in checked.raw_streams() if isinstance(raw, dict)]
     names = [name for name in names if isinstance(name, str)]
     rules: dict[str, RuleSet] = {}
-    owners = [(("endpoints", i), e.path, e.rules, e.fallback, None, {}) for i, e in checked.valid_endpoints()]
-    owners += [(("streams", i), s.path, s.rules, s.fallback, s.reply, bindable_params(s.params, s.path))
+    owners = [(("endpoints", i), e.path, e.rules, e.fallback, None, {}, None) for i, e in checked.valid_endpoints()]
+    owners += [(("streams", i), s.path, s.rules, s.fallback, s.reply, bindable_params(s.params, s.path),
+                s.faker_locale)
                for i, s in checked.valid_streams()
                if s.path is not None and (s.rules or s.fallback or s.reply is not None)]
-    for loc, path, rule_configs, fallback, reply, params in owners:
+    top_locale = checked.settings.faker_locale if checked.settings is not None else DEFAULT_LOCALE
+    for loc, path, rule_configs, fallback, reply, params, locale in owners:
+        locale = locale or top_locale
+        options = TemplateOptions(locale if locale_problem(locale) is None else DEFAULT_LOCALE,  # reported once,
+                                  checked.file.parent)                                          # by build_sources
         if params:
             try:
                 rule_configs = _bound_rules(rule_configs, params)
             except TemplateError as e:
                 checked.problems.append(checked.where.say(loc + ("rules",) + e.path, e.message))
                 continue
-        ruleset, problems = compile_rules(rule_configs, fallback, names, reply)
+        ruleset, problems = compile_rules(rule_configs, fallback, names, reply, options)
         checked.problems.extend(checked.where.say(loc + e.path, e.message) for e in problems)
         rules[path] = ruleset
     return rules

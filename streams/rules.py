@@ -20,13 +20,26 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from random import Random
-from typing import Any
+from typing import Any, NamedTuple
 
 from config import ActionConfig, MatchConfig, RuleConfig
+from streams.fake import DEFAULT_LOCALE
 from streams.jsontext import dumps
 from streams.sources import Frame
 from streams.template import TemplateError, compile_template
+
+
+class TemplateOptions(NamedTuple):
+    """How the generators of a rule's JSON templates compile: like the templates of the stream (or config)
+    the rule belongs to."""
+
+    faker_locale: str = DEFAULT_LOCALE  # for $faker
+    base_path: Path | None = None  # where $schema files are (the config file's folder)
+
+
+DEFAULT_OPTIONS = TemplateOptions()
 
 MAX_REGEX_CHARS = 4096  # a regex sees at most this many characters of a message, so matching stays bounded
 
@@ -332,7 +345,7 @@ class MessageTemplate:
 
     __slots__ = ("parts", "format", "holes", "reads", "compiled", "seq_holes", "text")
 
-    def __init__(self, value: Any, path: tuple = ()) -> None:
+    def __init__(self, value: Any, path: tuple = (), options: TemplateOptions = DEFAULT_OPTIONS) -> None:
         self.text = isinstance(value, str)
         self.holes: list[Hole] = []
         self.reads: list[str] = []  # what each hole reads, in order
@@ -347,7 +360,7 @@ class MessageTemplate:
         else:
             marked = self._mark(value, path)
             try:
-                compiled = compile_template(marked)
+                compiled = compile_template(marked, faker_locale=options.faker_locale, base_path=options.base_path)
             except TemplateError as e:
                 raise RuleError(path + e.path, e.message) from None
             if _has_generator(value):
@@ -545,7 +558,8 @@ def _replies(actions: tuple[Action, ...]) -> tuple[MessageTemplate, ...] | None:
 
 
 def compile_rules(rules: Sequence[RuleConfig], fallback: Sequence[ActionConfig], streams: Sequence[str],
-                  reply: str | None = None) -> tuple[RuleSet, list[RuleError]]:
+                  reply: str | None = None, options: TemplateOptions = DEFAULT_OPTIONS
+                  ) -> tuple[RuleSet, list[RuleError]]:
     """Compile an endpoint's rules; every problem found, each with its path under the endpoint."""
     problems: list[RuleError] = []
     compiled = []
@@ -555,32 +569,42 @@ def compile_rules(rules: Sequence[RuleConfig], fallback: Sequence[ActionConfig],
         except RuleError as e:
             problems.append(RuleError(("rules", i) + e.path, e.message))
             continue
-        actions = _actions(rule.do, ("rules", i, "do"), streams, matcher.group_names, problems)
+        actions = _actions(rule.do, ("rules", i, "do"), _Scope(streams, matcher.group_names, options, problems))
         example = rule.example if rule.example is None or isinstance(rule.example, str) else dumps(
             _jsonable(rule.example))
         compiled.append(Rule(matcher, actions, example))
     if reply is not None:  # a stream's one-line reply: {message} is the message's text
         fallback_actions: tuple[Action, ...] = (Reply(MessageTemplate.with_message(reply)),)
     else:
-        fallback_actions = _actions(fallback, ("fallback",), streams, set(), problems)
+        fallback_actions = _actions(fallback, ("fallback",), _Scope(streams, set(), options, problems))
     return RuleSet(compiled, fallback_actions), problems
 
 
-def _actions(configs: Sequence[ActionConfig], path: tuple, streams: Sequence[str], groups: set[str],
-             problems: list[RuleError]) -> tuple[Action, ...]:
+class _Scope(NamedTuple):
+    """What a rule's actions compile against: the config's streams, the groups of the rule's regex, how
+    templates compile, and where problems go."""
+
+    streams: Sequence[str]
+    groups: set[str]
+    options: TemplateOptions
+    problems: list[RuleError]
+
+
+def _actions(configs: Sequence[ActionConfig], path: tuple, scope: _Scope) -> tuple[Action, ...]:
     actions = []
     for i, config in enumerate(configs):
         try:
-            actions.append(_action(config, path + (i,), streams, groups, problems))
+            actions.append(_action(config, path + (i,), scope))
         except RuleError as e:
-            problems.append(e)
+            scope.problems.append(e)
     return tuple(actions)
 
 
-def _template(value: Any, path: tuple, groups: set[str], text_only: bool = False) -> MessageTemplate:
+def _template(value: Any, path: tuple, scope: _Scope, text_only: bool = False) -> MessageTemplate:
     if text_only and not isinstance(value, str):
         raise RuleError(path, f"must be text (a string, may hold {{{{...}}}} holes), got {value!r}")
-    template = MessageTemplate(value, path)
+    template = MessageTemplate(value, path, scope.options)
+    groups = scope.groups
     for reads in template.reads:
         if reads.startswith("group.") and reads[6:] not in groups:
             if not groups:
@@ -592,34 +616,33 @@ def _template(value: Any, path: tuple, groups: set[str], text_only: bool = False
     return template
 
 
-def _stream_name(value: str, path: tuple, streams: Sequence[str], groups: set[str]) -> MessageTemplate:
-    template = _template(value, path, groups, text_only=True)
-    if not template.holes and value not in streams:
-        raise RuleError(path, f"no stream named {value!r}; streams: {', '.join(streams) or 'none'}")
+def _stream_name(value: str, path: tuple, scope: _Scope) -> MessageTemplate:
+    template = _template(value, path, scope, text_only=True)
+    if not template.holes and value not in scope.streams:
+        raise RuleError(path, f"no stream named {value!r}; streams: {', '.join(scope.streams) or 'none'}")
     return template
 
 
-def _action(config: ActionConfig, path: tuple, streams: Sequence[str], groups: set[str],
-            problems: list[RuleError]) -> Action:
+def _action(config: ActionConfig, path: tuple, scope: _Scope) -> Action:
     kind = config.kind
     path = path + (kind,)
     if kind == "reply":
-        return Reply(_template(config.reply, path, groups))
+        return Reply(_template(config.reply, path, scope))
     if kind == "delay":
         return Delay(config.delay / 1000)
     if kind == "close":
-        return Close(config.close.code, _template(config.close.reason, path + ("reason",), groups, text_only=True))
+        return Close(config.close.code, _template(config.close.reason, path + ("reason",), scope, text_only=True))
     if kind == "unsubscribe":
         u = config.unsubscribe
-        return Unsubscribe(_template(u.id, path + ("id",), groups, True) if u.id is not None else None,
-                           _stream_name(u.stream, path + ("stream",), streams, groups) if u.stream else None)
+        return Unsubscribe(_template(u.id, path + ("id",), scope, True) if u.id is not None else None,
+                           _stream_name(u.stream, path + ("stream",), scope) if u.stream else None)
     s = config.subscribe if kind == "subscribe" else config.snapshot
-    stream = _stream_name(s.stream, path + ("stream",), streams, groups)
-    sub_id = _template(s.id, path + ("id",), groups, text_only=True) if s.id is not None else None
-    envelope = _template(s.envelope, path + ("envelope",), groups) if s.envelope is not None else None
-    error = _template(s.error if s.error is not None else DEFAULT_ERROR, path + ("error",), groups)
+    stream = _stream_name(s.stream, path + ("stream",), scope)
+    sub_id = _template(s.id, path + ("id",), scope, text_only=True) if s.id is not None else None
+    envelope = _template(s.envelope, path + ("envelope",), scope) if s.envelope is not None else None
+    error = _template(s.error if s.error is not None else DEFAULT_ERROR, path + ("error",), scope)
     if kind == "snapshot":
         return Snapshot(stream, sub_id, envelope, error)
-    if_subscribed = (_actions(s.if_subscribed, path + ("if_subscribed",), streams, groups, problems)
+    if_subscribed = (_actions(s.if_subscribed, path + ("if_subscribed",), scope)
                      if s.if_subscribed is not None else None)
     return Subscribe(stream, sub_id, envelope, error, if_subscribed)

@@ -12,6 +12,7 @@ import pytest
 from config import ConfigError
 from streams.build import load_config, stream_rng
 from streams.fake import POOL_SIZE
+from streams.rules import Context, Message
 from streams.template import compile_template
 from support import read_json, write_config
 
@@ -163,3 +164,20 @@ def test_an_unknown_locale_is_a_config_error_with_a_suggestion(tmp_path):
     assert f"{config}:{line_of(config, 'en-GB')}: streams[0].faker_locale: unknown Faker locale 'en-GB'; " \
            "did you mean 'en_GB'?" in found[1]
     assert len(found) == 2
+
+
+def test_rule_replies_use_the_locale_of_their_stream_or_else_the_top_level_one(tmp_path):
+    who = {"reply": {"who": {"$faker": "name"}}}
+    data = {"faker_locale": "zh_CN", "random_seed": 1,
+            "streams": [random_stream({"n": 1}, fallback=[who]),
+                        random_stream({"n": 1}, name="us", path="/us", faker_locale="en_US", fallback=[who])],
+            "endpoints": [{"path": "/ask", "fallback": [who]}]}
+    config = load_config(write_config(tmp_path, data))
+
+    def names(path):
+        [reply] = config.rules[path].answer(Message("hi", False)).replies
+        state = reply.new_state()
+        return [json.loads(reply.render(Context(), state, Random(seed)))["who"] for seed in range(5)]
+
+    assert all(CJK.search(name) for name in names("/ask") + names("/"))
+    assert not any(CJK.search(name) for name in names("/us"))
