@@ -270,87 +270,80 @@ def test_an_sse_client_resumes_on_another_process(start):
     assert ids[2:] == [last + 1, last + 2] or ids[2] > last
 
 
-def test_workers_2_on_one_port_serve_clients_from_both_with_one_timeline_and_stop_together(tmp_path, redis_server):
+@pytest.fixture
+def two_workers(tmp_path: Path, redis_server: RedisServer) -> Iterator[ServerProcess]:
+    """`server.workers: 2` on one port, in the cluster, once both workers report; stopped at teardown."""
     data = cluster_config(redis_server.url)
     data["server"]["workers"] = 2
     server = ServerProcess(write_config(tmp_path, data, "workers.yaml"), free_port(), tmp_path / "workers.log")
     server.start()
     try:
         wait_for(lambda: len(stream_info(server, "ticks")["processes"]) == 2, 5, "both workers report")
-
-        async def scenario():
-            conns = [await websocket_connect(ws_url(server, "/ticks")) for _ in range(16)]
-            seen = []
-            for c in conns:  # (an await inside a nested comprehension needs Python 3.11)
-                seen.append([json.loads(await asyncio.wait_for(c.read_message(), 2)) for _ in range(3)])
-            counts: dict[str, int] = {}
-            wait_for(lambda: sum(counts.update(stream_info(server, "ticks")["processes"]) or counts.values()) == 16,
-                     3, "every worker has reported its clients")
-            server.process.send_signal(signal.SIGTERM)
-            stopping = time.monotonic()
-            for conn in conns:
-                while await asyncio.wait_for(conn.read_message(), 3) is not None:
-                    pass
-                conn.close()  # closed by the server; this tells the client object so
-            return seen, counts, [c.close_code for c in conns], time.monotonic() - stopping
-
-        seen, counts, codes, stop_s = asyncio.run(scenario())
-        assert min(counts.values()) > 0, counts  # both workers serve clients (the kernel spreads them)
-        by_id: dict[int, dict[str, Any]] = {}
-        for frames in seen:
-            for frame in frames:
-                assert by_id.setdefault(frame["id"], frame) == frame  # one timeline: one value per number
-        assert codes == [1001] * 16 and stop_s < 2.0
-        server.process.wait(timeout=3)
+        yield server
     finally:
         server.stop()
 
 
-def test_a_worker_that_dies_is_started_again_and_logged(tmp_path, redis_server):
-    data = cluster_config(redis_server.url)
-    data["server"]["workers"] = 2
-    server = ServerProcess(write_config(tmp_path, data, "workers.yaml"), free_port(), tmp_path / "workers.log")
-    server.start()
-    try:
-        wait_for(lambda: len(stream_info(server, "ticks")["processes"]) == 2, 5, "both workers report")
-        victim = int(next(iter(stream_info(server, "ticks")["processes"])).rpartition(":")[2])
-        os.kill(victim, signal.SIGKILL)
-        wait_for(lambda: "was killed by signal 9; starting it again" in server.log_path.read_text(), 3, "logged")
-        wait_for(lambda: victim not in [int(p.rpartition(":")[2]) for p in stream_info(server, "ticks")["processes"]]
-                 and len(stream_info(server, "ticks")["processes"]) == 2, 10, "a new worker reports")
-    finally:
-        server.stop()
+def test_workers_2_on_one_port_serve_clients_from_both_with_one_timeline_and_stop_together(two_workers):
+    server = two_workers
+
+    async def scenario():
+        conns = [await websocket_connect(ws_url(server, "/ticks")) for _ in range(16)]
+        seen = []
+        for c in conns:  # (an await inside a nested comprehension needs Python 3.11)
+            seen.append([json.loads(await asyncio.wait_for(c.read_message(), 2)) for _ in range(3)])
+        counts: dict[str, int] = {}
+        wait_for(lambda: sum(counts.update(stream_info(server, "ticks")["processes"]) or counts.values()) == 16,
+                 3, "every worker has reported its clients")
+        server.process.send_signal(signal.SIGTERM)
+        stopping = time.monotonic()
+        for conn in conns:
+            while await asyncio.wait_for(conn.read_message(), 3) is not None:
+                pass
+            conn.close()  # closed by the server; this tells the client object so
+        return seen, counts, [c.close_code for c in conns], time.monotonic() - stopping
+
+    seen, counts, codes, stop_s = asyncio.run(scenario())
+    assert min(counts.values()) > 0, counts  # both workers serve clients (the kernel spreads them)
+    by_id: dict[int, dict[str, Any]] = {}
+    for frames in seen:
+        for frame in frames:
+            assert by_id.setdefault(frame["id"], frame) == frame  # one timeline: one value per number
+    assert codes == [1001] * 16 and stop_s < 2.0
+    server.process.wait(timeout=3)
 
 
-def test_workers_serve_socketio_over_websocket_only_and_tell_a_polling_client_how_to_connect(tmp_path, redis_server):
-    data = cluster_config(redis_server.url)
-    data["server"]["workers"] = 2
-    server = ServerProcess(write_config(tmp_path, data, "workers.yaml"), free_port(), tmp_path / "workers.log")
-    server.start()
-    try:
-        wait_for(lambda: len(stream_info(server, "ticks")["processes"]) == 2, 5, "both workers report")
-        polling = HTTPRequest(server.url + "socket.io/?EIO=4&transport=polling", headers={"Origin": server.url[:-1]})
+def test_a_worker_that_dies_is_started_again_and_logged(two_workers):
+    server = two_workers
+    victim = int(next(iter(stream_info(server, "ticks")["processes"])).rpartition(":")[2])
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: "was killed by signal 9; starting it again" in server.log_path.read_text(), 3, "logged")
+    wait_for(lambda: victim not in [int(p.rpartition(":")[2]) for p in stream_info(server, "ticks")["processes"]]
+             and len(stream_info(server, "ticks")["processes"]) == 2, 10, "a new worker reports")
 
-        async def scenario():
-            refused = await AsyncHTTPClient().fetch(polling, raise_error=False)
-            conn = await websocket_connect(ws_url(server, "/socket.io/?EIO=4&transport=websocket"))
-            try:
-                opened = await asyncio.wait_for(conn.read_message(), 3)
-                conn.write_message("40/ticks,")  # join the stream's namespace
-                joined = await asyncio.wait_for(conn.read_message(), 3)
-                event = await asyncio.wait_for(conn.read_message(), 3)
-            finally:
-                await close_and_wait(conn)
-            return refused, opened, joined, event
 
-        refused, opened, joined, event = asyncio.run(scenario())
-        assert refused.code == 400
-        assert "transports: ['websocket']" in json.loads(refused.body)["error"]
-        assert refused.headers["Access-Control-Allow-Origin"] == server.url[:-1]
-        assert opened.startswith("0{") and json.loads(opened[1:])["upgrades"] == []
-        assert joined.startswith("40/ticks,{")
-        name, frame = json.loads(event.partition(",")[2])
-        assert name == "ticks" and isinstance(frame["id"], int)
-        assert "asked for long-polling" in server.log_path.read_text()
-    finally:
-        server.stop()
+def test_workers_serve_socketio_over_websocket_only_and_tell_a_polling_client_how_to_connect(two_workers):
+    server = two_workers
+    polling = HTTPRequest(server.url + "socket.io/?EIO=4&transport=polling", headers={"Origin": server.url[:-1]})
+
+    async def scenario():
+        refused = await AsyncHTTPClient().fetch(polling, raise_error=False)
+        conn = await websocket_connect(ws_url(server, "/socket.io/?EIO=4&transport=websocket"))
+        try:
+            opened = await asyncio.wait_for(conn.read_message(), 3)
+            conn.write_message("40/ticks,")  # join the stream's namespace
+            joined = await asyncio.wait_for(conn.read_message(), 3)
+            event = await asyncio.wait_for(conn.read_message(), 3)
+        finally:
+            await close_and_wait(conn)
+        return refused, opened, joined, event
+
+    refused, opened, joined, event = asyncio.run(scenario())
+    assert refused.code == 400
+    assert "transports: ['websocket']" in json.loads(refused.body)["error"]
+    assert refused.headers["Access-Control-Allow-Origin"] == server.url[:-1]
+    assert opened.startswith("0{") and json.loads(opened[1:])["upgrades"] == []
+    assert joined.startswith("40/ticks,{")
+    name, frame = json.loads(event.partition(",")[2])
+    assert name == "ticks" and isinstance(frame["id"], int)
+    assert "asked for long-polling" in server.log_path.read_text()
