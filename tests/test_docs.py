@@ -206,7 +206,8 @@ def readme_yaml_blocks() -> list[str]:
 
 
 def test_the_readmes_whole_config_examples_load_and_render(tmp_path):
-    """What a new user pastes: the realistic-data config and the AsyncAPI document both serve as they are."""
+    """What a new user pastes: the realistic-data config and the AsyncAPI document serve as they are, and the
+    scaling-out settings load."""
     sys.path.insert(0, str(ROOT))
     from random import Random  # noqa: PLC0415
 
@@ -223,3 +224,7 @@ def test_the_readmes_whole_config_examples_load_and_render(tmp_path):
     (tmp_path / "asyncapi.yaml").write_text(documents[0], encoding="utf-8")
     (tmp_path / "mock.yaml").write_text("asyncapi: {file: asyncapi.yaml, interval_ms: 200}\n", encoding="utf-8")
     assert any(s.path == "/v1/marketdata/{symbol}" for s in load_config(tmp_path / "mock.yaml").streams)
+    [scaling] = [block for block in readme_yaml_blocks() if block.startswith("server:")]
+    (tmp_path / "config.yaml").write_text(configs[0] + scaling, encoding="utf-8")
+    settings = load_config(tmp_path / "config.yaml").settings
+    assert settings.server.workers == 2 and settings.cluster.redis == "redis://127.0.0.1:6379/0"
