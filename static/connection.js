@@ -1,6 +1,6 @@
 // One WebSocket or EventSource kept open on the user's behalf: visible state, automatic reconnect
 // with capped exponential backoff and jitter, and no reconnect after the user chose to disconnect.
-// (Socket.IO, with the same interface and backoff, is in socketio.js.)
+// (Socket.IO, on the same ReconnectingConnection, is in socketio.js.)
 
 const BACKOFF_FIRST_MS = 500;
 const BACKOFF_CAP_MS = 10_000;
@@ -31,13 +31,13 @@ export function describeClose({ code, reason }) {
  * How long to wait before reconnect attempt `attempt` (0, 1, …): "equal jitter", between half and all of
  * the capped exponential delay, so clients dropped together by a restart do not all come back in the same instant.
  */
-export function backoffDelay(attempt) {
+function backoffDelay(attempt) {
   const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_FIRST_MS * 2 ** attempt);
   return ceiling / 2 + (Math.random() * ceiling) / 2;
 }
 
 /** One pending reconnect: when it fires (`at`, epoch ms, null when none is pending). */
-export class RetryTimer {
+class RetryTimer {
   constructor() {
     this.at = null;
     this.timer = null;
@@ -60,25 +60,24 @@ export class RetryTimer {
 }
 
 /**
- * A reconnecting WebSocket. Events: "open"; "close" (the socket closed: read `lastClose` and
- * `retryAt`); "message" (a MessageEvent, `data` is a string or an ArrayBuffer); and "state" after
- * every change of `state`, `wanted` or `retryAt`.
+ * What the page's connections share, whatever the transport: `state` ("connecting" | "open" | "closed")
+ * with a "state" event after every change of `state`, `wanted` or `retryAt`; `wanted`, false once the user
+ * pressed Disconnect (never reconnect then); reconnect attempts with backoff; `lastClose`. A transport's
+ * class opens its connection in `openTransport()` and says in `hasTransport()` whether one is still there
+ * (open, or closing).
  */
-export class Connection extends EventTarget {
+export class ReconnectingConnection extends EventTarget {
   constructor(url) {
     super();
     this.url = url;
-    this.client = "WebSocket"; // what the browser connects with, for messages
-    this.canSend = true;
-    this.state = "closed"; // "connecting" | "open" | "closed"
-    this.wanted = false; // false once the user pressed Disconnect: never reconnect then
-    this.lastClose = null; // {code, reason, beforeOpen} of the latest close, null while open
+    this.state = "closed";
+    this.wanted = false;
+    this.lastClose = null; // {code, reason, beforeOpen, ...} of the latest close, null while open
     this.attempt = 0; // reconnect attempts since the last successful open
-    this.socket = null;
     this.retry = new RetryTimer();
   }
 
-  /** Epoch ms of the next attempt while waiting to reconnect, else null. */
+  /** Epoch ms of the next attempt while this class waits to reconnect, else null. */
   get retryAt() {
     return this.retry.at;
   }
@@ -88,21 +87,53 @@ export class Connection extends EventTarget {
     this.wanted = true;
     this.attempt = 0;
     this.retry.cancel();
-    if (this.socket) {
-      this.#setState(this.state); // still closing after a Disconnect: its close event reconnects
+    if (this.hasTransport()) {
+      this.setState(this.state); // still closing after a Disconnect: its close reconnects
     } else {
-      this.#open();
+      this.openTransport();
     }
+  }
+
+  /** No more reconnecting (Disconnect, or the page moving to another stream). */
+  stopRetrying() {
+    this.wanted = false;
+    this.retry.cancel();
+  }
+
+  scheduleRetry() {
+    this.retry.start(backoffDelay(this.attempt), () => this.openTransport());
+    this.attempt += 1;
+  }
+
+  setState(state) {
+    this.state = state;
+    this.dispatchEvent(new Event("state"));
+  }
+}
+
+/**
+ * A reconnecting WebSocket. Events: "open"; "close" (the socket closed: read `lastClose` and
+ * `retryAt`); "message" (a MessageEvent, `data` is a string or an ArrayBuffer); and "state".
+ */
+export class Connection extends ReconnectingConnection {
+  constructor(url) {
+    super(url);
+    this.client = "WebSocket"; // what the browser connects with, for messages
+    this.canSend = true;
+    this.socket = null;
+  }
+
+  hasTransport() {
+    return this.socket !== null;
   }
 
   /** Close on purpose (1000) and stay closed until `connect()`. */
   disconnect() {
-    this.wanted = false;
-    this.retry.cancel();
+    this.stopRetrying();
     if (this.socket) {
       this.socket.close(1000, "client disconnected");
     } else {
-      this.#setState("closed");
+      this.setState("closed");
     }
   }
 
@@ -115,8 +146,7 @@ export class Connection extends EventTarget {
 
   /** Drop the socket without emitting events (used when switching streams). */
   dispose() {
-    this.wanted = false;
-    this.retry.cancel();
+    this.stopRetrying();
     if (this.socket) {
       const socket = this.socket;
       this.socket = null;
@@ -124,11 +154,11 @@ export class Connection extends EventTarget {
     }
   }
 
-  #open() {
+  openTransport() {
     const socket = new WebSocket(this.url);
     socket.binaryType = "arraybuffer";
     this.socket = socket;
-    this.#setState("connecting");
+    this.setState("connecting");
     let opened = false; // a close before the open is a failed handshake: refused, or no server
     socket.addEventListener("open", () => {
       if (this.socket !== socket) return;
@@ -136,7 +166,7 @@ export class Connection extends EventTarget {
       this.attempt = 0;
       this.lastClose = null;
       this.dispatchEvent(new Event("open"));
-      this.#setState("open");
+      this.setState("open");
     });
     socket.addEventListener("message", (event) => {
       if (this.socket !== socket) return;
@@ -146,20 +176,10 @@ export class Connection extends EventTarget {
       if (this.socket !== socket) return; // a disposed socket finishing its close
       this.socket = null;
       this.lastClose = { code: event.code, reason: event.reason, beforeOpen: !opened };
-      if (this.wanted) this.#scheduleRetry();
+      if (this.wanted) this.scheduleRetry();
       this.dispatchEvent(new Event("close"));
-      this.#setState("closed");
+      this.setState("closed");
     });
-  }
-
-  #scheduleRetry() {
-    this.retry.start(backoffDelay(this.attempt), () => this.#open());
-    this.attempt += 1;
-  }
-
-  #setState(state) {
-    this.state = state;
-    this.dispatchEvent(new Event("state"));
   }
 }
 
@@ -171,49 +191,31 @@ export class Connection extends EventTarget {
  * (`eventName`, its `sse_event`) and of unnamed ones are "message"s, `binary` events arrive decoded as an
  * ArrayBuffer, and a `reset` event (the server no longer has what was missed) is a "reset" MessageEvent.
  */
-export class EventSourceConnection extends EventTarget {
+export class EventSourceConnection extends ReconnectingConnection {
+  // `lastClose` also says `browserRetries`; `attempt` counts the browser's own reconnects too; `retryAt` is
+  // null while the browser retries: this class retries (with backoff) only after the browser gave up
   constructor(url, eventName = null) {
-    super();
-    this.url = url;
+    super(url);
     this.eventName = eventName;
     this.client = "EventSource";
     this.canSend = false;
-    this.state = "closed";
-    this.wanted = false;
-    this.lastClose = null; // {code: null, reason, beforeOpen, browserRetries}
-    this.attempt = 0; // reconnects since the last successful open, the browser's own included
     this.source = null;
-    this.retry = new RetryTimer(); // only after the browser gave up
   }
 
-  /** Epoch ms of the next attempt while this class waits to reconnect, else null (also while the browser does). */
-  get retryAt() {
-    return this.retry.at;
-  }
-
-  /** Open now and keep the stream open. */
-  connect() {
-    this.wanted = true;
-    this.attempt = 0;
-    this.retry.cancel();
-    if (this.source) {
-      this.#setState(this.state);
-    } else {
-      this.#open();
-    }
+  hasTransport() {
+    return this.source !== null;
   }
 
   /** Close on purpose and stay closed until `connect()`. */
   disconnect() {
-    this.wanted = false;
-    this.retry.cancel();
+    this.stopRetrying();
     if (this.source) {
       this.source.close(); // EventSource fires nothing when closed by the page: say it here
       this.source = null;
       this.lastClose = { code: null, reason: "closed by the page", beforeOpen: false, browserRetries: false };
       this.dispatchEvent(new Event("close"));
     }
-    this.#setState("closed");
+    this.setState("closed");
   }
 
   /** Nothing goes from the page to the server over Server-Sent Events. */
@@ -223,16 +225,15 @@ export class EventSourceConnection extends EventTarget {
 
   /** Close without emitting events (used when switching streams or transports). */
   dispose() {
-    this.wanted = false;
-    this.retry.cancel();
+    this.stopRetrying();
     this.source?.close();
     this.source = null;
   }
 
-  #open() {
+  openTransport() {
     const source = new EventSource(this.url);
     this.source = source;
-    this.#setState("connecting");
+    this.setState("connecting");
     let opened = false;
     const current = () => this.source === source;
     const deliver = (data) => this.dispatchEvent(new MessageEvent("message", { data }));
@@ -242,7 +243,7 @@ export class EventSourceConnection extends EventTarget {
       this.attempt = 0;
       this.lastClose = null;
       this.dispatchEvent(new Event("open"));
-      this.#setState("open");
+      this.setState("open");
     });
     source.addEventListener("message", (event) => current() && deliver(event.data));
     if (this.eventName !== null) source.addEventListener(this.eventName, (event) => current() && deliver(event.data));
@@ -262,21 +263,11 @@ export class EventSourceConnection extends EventTarget {
         this.attempt += 1;
       } else {
         this.source = null;
-        if (this.wanted) this.#scheduleRetry();
+        if (this.wanted) this.scheduleRetry();
       }
       this.dispatchEvent(new Event("close"));
-      this.#setState(browserRetries ? "connecting" : "closed");
+      this.setState(browserRetries ? "connecting" : "closed");
     });
-  }
-
-  #scheduleRetry() {
-    this.retry.start(backoffDelay(this.attempt), () => this.#open());
-    this.attempt += 1;
-  }
-
-  #setState(state) {
-    this.state = state;
-    this.dispatchEvent(new Event("state"));
   }
 }
 

@@ -3,7 +3,7 @@
 // is in two pure functions (encodePacket, decodePacket); SocketIoConnection keeps the same state, events
 // and verbs as `Connection` (connection.js), so the page treats every transport alike.
 
-import { RetryTimer, backoffDelay } from "./connection.js";
+import { ReconnectingConnection } from "./connection.js";
 
 // Engine.IO v4: the first character of every text frame. A Socket.IO packet travels as an Engine.IO message.
 const ENGINE_OPEN = "0";
@@ -91,53 +91,34 @@ export function frameOf(args) {
  * with backoff; after a refusal (`connect_error`, whose reason is `lastClose.refused`) or the server's
  * disconnect it stays closed until `connect()`, as socket.io-client does.
  */
-export class SocketIoConnection extends EventTarget {
+export class SocketIoConnection extends ReconnectingConnection {
+  // `lastClose` also says `refused`: the server's connect_error
   /** `url` is what `io()` would be given (shown in the log); `engineUrl` the ws: URL of Engine.IO's endpoint. */
   constructor(url, { engineUrl, namespace }) {
-    super();
-    this.url = url;
+    super(url);
     this.engineUrl = engineUrl;
     this.namespace = namespace;
     this.client = "Socket.IO client";
     this.canSend = true;
-    this.state = "closed"; // "connecting" | "open" | "closed"
-    this.wanted = false;
-    this.lastClose = null; // {code: null, reason, beforeOpen, refused}; refused: the server's connect_error
-    this.attempt = 0;
     this.socket = null;
     this.joined = false; // the namespace answered CONNECT on the current socket
     this.binary = null; // a binary event waiting for its attachments: {args, count, buffers}
     this.heartbeat = null; // fires when the server's ping is overdue
     this.pingDeadlineMs = 0; // the server's pingInterval + pingTimeout, from its open packet
-    this.retry = new RetryTimer();
   }
 
-  /** Epoch ms of the next attempt while waiting to reconnect, else null. */
-  get retryAt() {
-    return this.retry.at;
-  }
-
-  /** Open now and keep reconnecting after a dropped connection. */
-  connect() {
-    this.wanted = true;
-    this.attempt = 0;
-    this.retry.cancel();
-    if (this.socket) {
-      this.#setState(this.state);
-    } else {
-      this.#open();
-    }
+  hasTransport() {
+    return this.socket !== null;
   }
 
   /** Leave the namespace and close (`io client disconnect`); stay closed until `connect()`. */
   disconnect() {
-    this.wanted = false;
-    this.retry.cancel();
+    this.stopRetrying();
     if (this.socket) {
       if (this.joined) this.#sendPacket({ type: DISCONNECT, namespace: this.namespace });
       this.#finish("io client disconnect", { retry: false });
     } else {
-      this.#setState("closed");
+      this.setState("closed");
     }
   }
 
@@ -150,8 +131,7 @@ export class SocketIoConnection extends EventTarget {
 
   /** Close without emitting events (used when switching streams or transports). */
   dispose() {
-    this.wanted = false;
-    this.retry.cancel();
+    this.stopRetrying();
     clearTimeout(this.heartbeat);
     if (this.socket) {
       const socket = this.socket;
@@ -160,13 +140,13 @@ export class SocketIoConnection extends EventTarget {
     }
   }
 
-  #open() {
+  openTransport() {
     const socket = new WebSocket(this.engineUrl);
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     this.joined = false;
     this.binary = null;
-    this.#setState("connecting");
+    this.setState("connecting");
     socket.addEventListener("message", (event) => {
       if (this.socket !== socket) return;
       if (typeof event.data === "string") this.#onText(event.data);
@@ -202,7 +182,7 @@ export class SocketIoConnection extends EventTarget {
       this.attempt = 0;
       this.lastClose = null;
       this.dispatchEvent(new Event("open"));
-      this.#setState("open");
+      this.setState("open");
     } else if (packet.type === CONNECT_ERROR) {
       const reason = packet.data?.message ?? String(packet.data);
       this.#finish(`connect_error: ${reason}`, { retry: false, refused: reason });
@@ -255,18 +235,8 @@ export class SocketIoConnection extends EventTarget {
     this.lastClose = { code: null, reason, beforeOpen: !this.joined, refused };
     this.joined = false;
     if (!retry) this.wanted = false;
-    if (this.wanted) this.#scheduleRetry();
+    if (this.wanted) this.scheduleRetry();
     this.dispatchEvent(new Event("close"));
-    this.#setState("closed");
-  }
-
-  #scheduleRetry() {
-    this.retry.start(backoffDelay(this.attempt), () => this.#open());
-    this.attempt += 1;
-  }
-
-  #setState(state) {
-    this.state = state;
-    this.dispatchEvent(new Event("state"));
+    this.setState("closed");
   }
 }
