@@ -152,6 +152,25 @@ def test_api_streams_counts_every_process_and_healthz_reports_redis(start):
     assert get_json(a.url + "healthz") == {"status": "ok", "redis": "connected", "cluster": "test", "processes": 2}
 
 
+def test_a_process_whose_config_differs_is_named_in_a_warning_until_the_configs_agree(tmp_path, redis_server):
+    data = cluster_config(redis_server.url)
+    a = ServerProcess(write_config(tmp_path, data, "a.yaml"), free_port(), tmp_path / "a.log")
+    data["streams"][-1]["path"] = "/alarms-elsewhere"
+    b_config = write_config(tmp_path, data, "b.yaml")
+    b = ServerProcess(b_config, free_port(), tmp_path / "b.log")
+    for process in (a, b):
+        process.start()
+    try:
+        wait_for(lambda: "differs from this one" in a.log_path.read_text(), 3, "a warns")
+        warning = next(line for line in a.log_path.read_text().splitlines() if "differs from this one" in line)
+        assert f":{b.process.pid}" in warning and "load the same config file everywhere" in warning
+        write_config(tmp_path, cluster_config(redis_server.url), "b.yaml")  # b's config edited back: live reload
+        wait_for(lambda: "every process now has the same config" in a.log_path.read_text(), 5, "a sees agreement")
+    finally:
+        for process in (a, b):
+            process.stop()
+
+
 def test_pause_through_the_follower_stops_the_holders_clock(start):
     a, b = holder_then_follower(start)
     api(b, "api/streams/ticks/pause")
