@@ -102,6 +102,7 @@ class SocketIoSession:
         self.writer: asyncio.Task | None = None
         self.ack: list[Any] | None = None  # while answering an event that wants an ack: its first reply
         self.websocket: WebSocketHandler | None = None  # the connection's WebSocket, when it began as one
+        self.expiry: asyncio.TimerHandle | None = None  # an expiring token (auth.expires_after_s) ends it then
 
     # -- the client interface (streams.client.Client)
 
@@ -128,6 +129,13 @@ class SocketIoSession:
     def end(self, code: int, reason: str) -> None:
         """The stream has nothing more (a replay finished, the stream was removed): disconnect."""
         self.close(code, reason)
+
+    def expire(self) -> None:
+        """The token's time is up (auth.expires_after_s): disconnect, so the client must connect again with a new
+        one (Socket.IO's disconnect packet carries no reason: the client sees 'io server disconnect')."""
+        self.expiry = None
+        log.info("%s: a Socket.IO client's token expired; disconnecting it", self.namespace)
+        self.close(4001, "token expired")
 
     def abort(self) -> None:
         """Drop the Engine.IO connection like a network failure: 'transport close', and the client reconnects."""
@@ -170,6 +178,9 @@ class SocketIoSession:
         """python-socketio says the client is gone: leave the stream, end the conversation, uncount."""
         self.gone = True
         self.is_open = False
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
         self.outbox.clear()
         self.pending_bytes = 0
         if self.conversation is not None:
@@ -282,6 +293,9 @@ class SocketIoGateway:
             session.websocket = environ.get("tornado.handler")
         self.hub.add_socket(session)
         stream.subscribe(session)  # a per-client timeline starts now, the first frame with it
+        if stream.config.auth is not None and stream.config.auth.expires_after_s:
+            session.expiry = asyncio.get_running_loop().call_later(stream.config.auth.expires_after_s,
+                                                                   session.expire)
 
     def on_disconnect(self, namespace: str, sid: str, reason: str | None = None) -> None:
         """The client left the namespace (or its connection went)."""

@@ -47,6 +47,8 @@ FLAKY = {"name": "flaky", "path": "/flaky", "source": "random", "interval_ms": 3
          "template": {"seq": {"$seq": True}}, "faults": {"disconnect_every_s": 0.3}}
 SECRET = {"name": "secret", "path": "/secret", "source": "random", "interval_ms": 600_000,
           "template": {"secret": True}, "auth": {"query": "token", "values": ["s3cret"]}}
+EXPIRING = {"name": "expiring", "path": "/expiring", "source": "random", "interval_ms": 600_000,
+            "template": {"expiring": True}, "auth": {"query": "token", "expires_after_s": 0.4}}
 ALLOWED_ORIGINS = ["http://127.0.0.1:*", "http://localhost:5173"]
 
 
@@ -55,7 +57,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, name: str, **server: Any) -
     folder = tmp_path_factory.mktemp(name)
     data = base_config()
     data["server"].update(server)
-    data["streams"] += [COUNT, CHAT, TICKS, FLAKY, SECRET]
+    data["streams"] += [COUNT, CHAT, TICKS, FLAKY, SECRET, EXPIRING]
     with ServerProcess(write_config(folder, data), free_port(), folder / "server.log") as process:
         yield process
 
@@ -227,6 +229,20 @@ def test_a_stream_with_auth_takes_the_token_from_the_auth_payload_or_the_query(s
     assert result == {"missing": "missing token: send it in the query parameter ?token=",
                       "wrong": "token not accepted: send one of the configured tokens in the query parameter ?token=",
                       "byAuth": {"secret": True}, "byQuery": {"secret": True}}
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_an_expiring_token_ends_the_session_as_a_server_disconnect(server, node_modules_folder, transport):
+    result = node(server, transport, """main(async () => {
+      const socket = connect('/expiring', {auth: {token: 'any'}});
+      await next(socket, 'expiring');
+      const connected = Date.now();
+      const reason = await next(socket, 'disconnect');
+      finish({reason, after_ms: Date.now() - connected, retries: socket.active});
+    });""")
+    assert result["reason"] == "io server disconnect" and result["retries"] is False  # connect again, new token
+    assert 200 <= result["after_ms"] < 2000  # 0.4 s after the handshake; the first frame came just after it
+    assert "token expired; disconnecting it" in server.log_path.read_text()
 
 
 def polling_handshake(server: ServerProcess, origin: str) -> tuple[int, str | None]:
