@@ -332,6 +332,28 @@ def test_workers_2_on_one_port_serve_clients_from_both_with_one_timeline_and_sto
     server.process.wait(timeout=3)
 
 
+def test_a_config_edit_reaches_every_worker(two_workers, tmp_path, redis_server):
+    server = two_workers
+    data = cluster_config(redis_server.url)
+    data["server"]["workers"] = 2
+    data["streams"].append({"name": "added", "path": "/added", "source": "random", "interval_ms": 50,
+                            "template": {"added": {"$seq": True}}})
+    write_config(tmp_path, data, "workers.yaml")
+    wait_for(lambda: server.log_path.read_text().count("reloaded workers.yaml") == 2, 5, "both workers reload")
+
+    async def scenario():
+        conns = [await websocket_connect(ws_url(server, "/added")) for _ in range(16)]  # spread over both
+        try:
+            return [json.loads(await asyncio.wait_for(conn.read_message(), 2)) for conn in conns]
+        finally:
+            for conn in conns:
+                await close_and_wait(conn)
+
+    assert asyncio.run(scenario()) == [{"added": 1}] * 16
+    counts = stream_info(server, "added")["processes"]
+    assert len(counts) == 2, counts  # both workers serve the new stream (and report it)
+
+
 def test_a_worker_that_dies_is_started_again_and_logged(two_workers):
     server = two_workers
     victim = int(next(iter(stream_info(server, "ticks")["processes"])).rpartition(":")[2])
