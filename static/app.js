@@ -312,6 +312,7 @@ async function refreshTargets() {
   const listed = (list) => list.map((t) => `${t.id} ${t.path}`).join("\n");
   const listChanged = listed(fresh) !== listed(targets);
   targets = fresh;
+  if (selected.stream?.params) targetForPath(targets, selected.path); // a value nobody is served yet stays listed
   const current = targets.find((t) => t.id === selected.id);
   if (listChanged) renderPicker(ui.picker, targets, selected.id);
   if (current) {

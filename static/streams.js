@@ -20,28 +20,75 @@ async function getJson(path) {
   return response.json();
 }
 
+const MAX_VALUE_TARGETS = 50; // the most values of one parameterized stream the picker lists
+
 /**
  * Every stream with a path (one without is a topic only: it is reached by subscribing through an
  * endpoint), then every rules endpoint with no stream of its own, as {id, name, path, stream, endpoint}.
  * `id` is the picker's value: a stream's name, an endpoint's path (names never start with "/").
  * `endpoint` is the /api/endpoints entry for the path (its rules and examples), or null.
+ *
+ * A parameterized stream (/v1/marketdata/{symbol}) is one target per value: the values it serves now,
+ * and every value its `enum`s allow; its `id` is the value's path. When it allows any value, or a
+ * pattern, and serves none, its one target is `disabled`: its path is the route, which cannot be opened.
  */
 export function targetsFrom(streams, endpoints) {
   const rulesAt = new Map(endpoints.map((endpoint) => [endpoint.path, endpoint]));
   const target = (id, path, stream, endpoint) => ({ id, name: stream?.name ?? path, path, stream, endpoint });
+  const ofStream = (stream) => {
+    const endpoint = rulesAt.get(stream.path) ?? null;
+    if (!stream.params) return [target(stream.name, stream.path, stream, endpoint)];
+    const paths = [...new Set([...Object.keys(stream.instances ?? {}), ...enumPaths(stream.path, stream.params)])];
+    if (paths.length === 0) return [{ ...target(stream.name, stream.path, stream, endpoint), disabled: true }];
+    return paths.slice(0, MAX_VALUE_TARGETS).map((path) => target(path, path, stream, endpoint));
+  };
   return [
-    ...streams
-      .filter((stream) => typeof stream.path === "string")
-      .map((stream) => target(stream.name, stream.path, stream, rulesAt.get(stream.path) ?? null)),
+    ...streams.filter((stream) => typeof stream.path === "string").flatMap(ofStream),
     ...endpoints
       .filter((endpoint) => endpoint.stream === null)
       .map((endpoint) => target(endpoint.path, endpoint.path, null, endpoint)),
   ];
 }
 
-/** The target served at the page's own path (the server serves this page at each of them), else the first. */
+/** Every path a route's `enum`s allow (/v1/marketdata/{symbol} with symbol: [BTC-USD, ...]), or [] if a segment is open. */
+function enumPaths(route, params) {
+  let paths = [""];
+  for (const segment of route.split("/").slice(1)) {
+    const name = paramName(segment);
+    const values = name === null ? [segment] : params[name]?.enum;
+    if (!values) return [];
+    paths = paths.flatMap((path) => values.map((value) => `${path}/${value}`)).slice(0, MAX_VALUE_TARGETS);
+  }
+  return paths;
+}
+
+function paramName(segment) {
+  const match = /^\{(\w+)\}$/.exec(segment);
+  return match ? match[1] : null;
+}
+
+/** Whether `path` has the shape of a parameterized `route` (the server says whether it allows the values). */
+function fitsRoute(route, path) {
+  const want = route.split("/");
+  const got = path.split("/");
+  return want.length === got.length && want.every((segment, i) => (paramName(segment) ? got[i] !== "" : segment === got[i]));
+}
+
+/**
+ * The target served at the page's own path (the server serves this page at each of them), else the first
+ * that can be opened. A value of a parameterized stream that is not listed yet (/v1/marketdata/XRP-USD)
+ * becomes a target of its own, added to `targets`.
+ */
 export function targetForPath(targets, pathname) {
-  return targets.find((target) => target.path === pathname) ?? targets[0];
+  const listed = targets.find((target) => target.path === pathname && !target.disabled);
+  if (listed) return listed;
+  const route = targets.find((target) => target.stream?.params && fitsRoute(target.stream.path, pathname));
+  if (route) {
+    const value = { ...route, id: pathname, path: pathname, disabled: false };
+    targets.splice(targets.indexOf(route), route.disabled ? 1 : 0, value);
+    return value;
+  }
+  return targets.find((target) => !target.disabled) ?? targets[0];
 }
 
 /**
@@ -59,7 +106,8 @@ export function socketUrl(path, search = passedOn()) {
  */
 export function renderPicker(select, targets, selectedId) {
   const option = (target) =>
-    h("option", { value: target.id, selected: target.id === selectedId }, pickerLabel(target));
+    h("option", { value: target.id, selected: target.id === selectedId, disabled: Boolean(target.disabled) },
+      pickerLabel(target));
   const streams = targets.filter((target) => target.stream !== null);
   const endpoints = targets.filter((target) => target.stream === null);
   if (endpoints.length === 0) {
@@ -73,6 +121,7 @@ export function renderPicker(select, targets, selectedId) {
 
 /** What the picker says for a target: "stats (/)" for a stream, the path for an endpoint. */
 function pickerLabel(target) {
+  if (target.disabled) return `${target.name} (${target.path}): open this page at a value's path to watch it`;
   return target.stream !== null ? `${target.name} (${target.path})` : target.path;
 }
 

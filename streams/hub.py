@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from tornado.ioloop import IOLoop
 
-from config import EndpointConfig, FaultsConfig, ServerConfig, StreamConfig, match_path
+from config import EndpointConfig, FaultsConfig, ParamConfig, ServerConfig, StreamConfig, match_path, path_param_names
 from streams.build import AppConfig, bind_instance, fault_injector, stream_rng
 from streams.client import Client
 from streams.rules import RuleSet
@@ -369,6 +369,9 @@ class Hub:
         if stream.config.parameterized:
             values = [s for s in self.instances.values() if s.name == stream.name]
             info["instances"] = {s.config.path: s.clients for s in values}
+            # what each {name} segment accepts, so a client (the demo page) can offer the values
+            info["params"] = {name: _accepts(stream.config.params.get(name)) for name in
+                              path_param_names(stream.config.path)}
             info["clients"] = sum(s.clients for s in values)
             info["frames_sent"] += sum(s.frames_sent for s in values)
         return info
@@ -440,3 +443,12 @@ class Hub:
         if self.cluster is not None:
             self.cluster.announce("faults", name, faults.model_dump(mode="json", exclude_defaults=True))
         return stream
+
+
+def _accepts(param: Any) -> dict[str, Any]:
+    """What a {name} segment accepts, as the API shows it: {"enum": [...]}, {"pattern": "..."} or {} (any)."""
+    if isinstance(param, ParamConfig) and param.enum is not None:
+        return {"enum": list(param.enum)}
+    if isinstance(param, ParamConfig) and param.pattern is not None:
+        return {"pattern": param.pattern}
+    return {}

@@ -111,6 +111,7 @@ async def test_each_parameter_value_is_served_by_a_stream_whose_template_can_use
     quotes = next(s for s in listed if s["name"] == "quotes")
     assert (quotes["path"], quotes["clients"]) == ("/quotes/{symbol}", 3)
     assert quotes["instances"] == {"/quotes/BTC-USD": 2, "/quotes/ETH-USD": 1}
+    assert quotes["params"] == {"symbol": {"pattern": "[A-Z]+-[A-Z]+"}}  # what the demo page offers
 
 
 @pytest.mark.parametrize("own_streams", [[QUOTES]], indirect=True)

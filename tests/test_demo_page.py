@@ -346,6 +346,53 @@ def test_page_opened_at_a_stream_path_preselects_that_stream(page: Page, server:
     assert first_socket.value.url == f"ws://127.0.0.1:{server.port}/other"
 
 
+@pytest.fixture(scope="module")
+def params_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A parameterized stream with an enum of values, and one that takes any value (an AsyncAPI import's shape)."""
+    folder = tmp_path_factory.mktemp("params-server")
+    data = {"server": base_config()["server"], "streams": [
+        {"name": "md", "path": "/v1/marketdata/{symbol}", "source": "random", "interval_ms": 50,
+         "params": {"symbol": {"enum": ["BTC-USD", "ETH-USD"]}}, "template": {"symbol": {"$param": "symbol"}}},
+        {"name": "rooms", "path": "/rooms/{room}", "source": "random", "interval_ms": 50,
+         "template": {"room": {"$param": "room"}}}]}
+    server = ServerProcess(write_config(folder, data), free_port(), folder / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_parameterized_stream_is_listed_once_per_allowed_value_and_each_connects_to_its_value(
+        page: Page, params_server: ServerProcess) -> None:
+    sockets = SocketRecorder(page)
+    page.goto(params_server.url)
+    picker = page.get_by_test_id("stream-picker")
+    expect(picker.locator("option")).to_have_text([
+        "md (/v1/marketdata/BTC-USD)", "md (/v1/marketdata/ETH-USD)",
+        "rooms (/rooms/{room}): open this page at a value's path to watch it"])
+    expect(picker.locator("option").nth(2)).to_be_disabled()
+    expect(status(page)).to_have_attribute("data-state", "open")
+    picker.select_option("/v1/marketdata/ETH-USD")
+    expect(page.get_by_test_id("log").get_by_text('{"symbol":"ETH-USD"}').first).to_be_visible()
+    base = f"ws://127.0.0.1:{params_server.port}"
+    assert sockets.urls() == [f"{base}/v1/marketdata/BTC-USD", f"{base}/v1/marketdata/ETH-USD"]
+
+
+def test_a_page_opened_at_a_value_of_a_parameterized_stream_watches_that_value(
+        page: Page, params_server: ServerProcess) -> None:
+    with page.expect_websocket() as first_socket:
+        page.goto(f"{params_server.url}rooms/kitchen")
+    picker = page.get_by_test_id("stream-picker")
+    expect(picker).to_have_value("/rooms/kitchen")
+    expect(picker.locator("option")).to_have_text([
+        "md (/v1/marketdata/BTC-USD)", "md (/v1/marketdata/ETH-USD)", "rooms (/rooms/kitchen)"])
+    expect(page.get_by_test_id("log").get_by_text('{"room":"kitchen"}').first).to_be_visible()
+    assert first_socket.value.url == f"ws://127.0.0.1:{params_server.port}/rooms/kitchen"
+    page.wait_for_timeout(5500)  # the list is fetched again every 5 s: the value stays listed and selected
+    expect(picker).to_have_value("/rooms/kitchen")
+
+
 def test_disconnect_stays_closed_until_connect_is_pressed(page: Page, server: ServerProcess) -> None:
     sockets = SocketRecorder(page)
     page.goto(server.url)
