@@ -419,6 +419,15 @@ class StreamConfig(_Model):
         return self
 
     @model_validator(mode="after")
+    def _no_fixed_namespace_for_values(self) -> StreamConfig:
+        if self.parameterized and self.socketio is not None and self.socketio.namespace is not None:
+            raise PydanticCustomError("namespace_with_params", "socketio.namespace: a stream whose path has {segment} "
+                                      "segments is served over Socket.IO in the namespace of each value's path "
+                                      "(like {example}); leave socketio.namespace out",
+                                      {"segment": "{name}", "example": "/v1/marketdata/BTC-USD"})
+        return self
+
+    @model_validator(mode="after")
     def _params_fit_the_path(self) -> StreamConfig:
         names = path_param_names(self.path)
         for name, param in self.params.items():
@@ -448,7 +457,7 @@ class StreamConfig(_Model):
     def socketio_namespace(self) -> str | None:
         """The Socket.IO namespace the stream is served in (None: none, a topic-only stream)."""
         if self.parameterized:
-            return None  # not served over Socket.IO: a namespace would need a value per connection
+            return self.path  # a namespace per value: /v1/marketdata/BTC-USD (socketio.namespace is refused)
         if self.socketio is not None and self.socketio.namespace is not None:
             return self.socketio.namespace
         return self.path

@@ -31,7 +31,7 @@ from tornado.web import RequestHandler
 from tornado.websocket import WebSocketHandler
 
 from streams.conversation import Conversation
-from streams.hub import Hub
+from streams.hub import MAX_PATH_VALUES, Hub
 from streams.jsontext import dumps
 from streams.rules import Context, MessageTemplate
 from streams.sources import Frame
@@ -278,8 +278,12 @@ class SocketIoGateway:
         """Join the stream served in the namespace, or refuse with a reason (the client's connect_error)."""
         stream = self.hub.stream_in_namespace(namespace)
         if stream is None:
-            raise sio_errors.ConnectionRefusedError(
-                f"no stream in the namespace {namespace}; namespaces: {', '.join(self.hub.namespaces()) or 'none'}")
+            if self.hub.path_values_full(namespace):
+                raise sio_errors.ConnectionRefusedError(
+                    f"no room for another value of {self.hub.stream_at(namespace).config.path}: {MAX_PATH_VALUES} "
+                    "path values are served already; try again when clients leave")
+            raise sio_errors.ConnectionRefusedError(self.hub.path_refusal(namespace) or (
+                f"no stream in the namespace {namespace}; namespaces: {', '.join(self.hub.namespaces()) or 'none'}"))
         refusal = self.auth_refusal(stream, environ, auth)
         if refusal is not None:
             raise sio_errors.ConnectionRefusedError(refusal)

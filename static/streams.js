@@ -40,7 +40,7 @@ export function targetsFrom(streams, endpoints) {
     if (!stream.params) return [target(stream.name, stream.path, stream, endpoint)];
     const paths = [...new Set([...Object.keys(stream.instances ?? {}), ...enumPaths(stream.path, stream.params)])];
     if (paths.length === 0) return [{ ...target(stream.name, stream.path, stream, endpoint), disabled: true }];
-    return paths.slice(0, MAX_VALUE_TARGETS).map((path) => target(path, path, stream, endpoint));
+    return paths.slice(0, MAX_VALUE_TARGETS).map((path) => target(path, path, forValue(stream, path), endpoint));
   };
   return [
     ...streams.filter((stream) => typeof stream.path === "string").flatMap(ofStream),
@@ -48,6 +48,11 @@ export function targetsFrom(streams, endpoints) {
       .filter((endpoint) => endpoint.stream === null)
       .map((endpoint) => target(endpoint.path, endpoint.path, null, endpoint)),
   ];
+}
+
+/** A parameterized stream as one value's target sees it: Socket.IO serves each value in its path's namespace. */
+function forValue(stream, path) {
+  return { ...stream, socketio: stream.socketio && { ...stream.socketio, namespace: path } };
 }
 
 /** Every path a route's `enum`s allow (/v1/marketdata/{symbol} with symbol: [BTC-USD, ...]), or [] if a segment is open. */
@@ -84,7 +89,7 @@ export function targetForPath(targets, pathname) {
   if (listed) return listed;
   const route = targets.find((target) => target.stream?.params && fitsRoute(target.stream.path, pathname));
   if (route) {
-    const value = { ...route, id: pathname, path: pathname, disabled: false };
+    const value = { ...route, id: pathname, path: pathname, stream: forValue(route.stream, pathname), disabled: false };
     targets.splice(targets.indexOf(route), route.disabled ? 1 : 0, value);
     return value;
   }

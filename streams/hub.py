@@ -106,9 +106,14 @@ class Hub:
         stream = self.stream_at(path)
         if stream is None or not stream.config.parameterized or stream.config.path == path:
             return stream
+        return self._value_stream(stream, path)
+
+    def _value_stream(self, parent: Stream, path: str) -> Stream | None:
+        """The stream of one value of a parameterized stream, made now if it is the value's first client; None
+        when MAX_PATH_VALUES values are already served."""
         instance = self.instances.get(path)
         if instance is None and len(self.instances) < MAX_PATH_VALUES:
-            instance = self._make_instance(stream, path)
+            instance = self._make_instance(parent, path)
         return instance
 
     def path_values_full(self, path: str) -> bool:
@@ -161,8 +166,15 @@ class Hub:
         self._rules_rngs.pop(path, None)
 
     def stream_in_namespace(self, namespace: str) -> Stream | None:
-        """The stream served in a Socket.IO namespace (its path, unless `socketio.namespace`), if any."""
-        return next((s for s in self.streams.values() if s.config.socketio_namespace == namespace), None)
+        """The stream served in a Socket.IO namespace (its path, unless `socketio.namespace`), if any; a value of a
+        parameterized stream in the namespace of the value's path (made now, like ``stream_for_client``)."""
+        exact = next((s for s in self.streams.values()
+                      if s.config.socketio_namespace == namespace and not s.config.parameterized), None)
+        if exact is not None:
+            return exact
+        parent = next((s for s in self.streams.values()
+                       if s.config.parameterized and s.config.match(namespace)[0] is not None), None)
+        return self._value_stream(parent, namespace) if parent is not None else None
 
     def namespaces(self) -> list[str]:
         """Every Socket.IO namespace a stream is served in."""

@@ -393,6 +393,14 @@ def test_a_page_opened_at_a_value_of_a_parameterized_stream_watches_that_value(
     expect(picker).to_have_value("/rooms/kitchen")
 
 
+def test_a_value_of_a_parameterized_stream_is_watched_over_socketio_in_its_paths_namespace(
+        page: Page, params_server: ServerProcess) -> None:
+    page.goto(f"{params_server.url}v1/marketdata/BTC-USD?transport=socketio")
+    expect(status(page)).to_have_attribute("data-state", "open")
+    expect(page.get_by_test_id("log").get_by_text('{"symbol":"BTC-USD"}').first).to_be_visible()
+    expect(page.get_by_test_id("snippet-code")).to_contain_text("/v1/marketdata/BTC-USD")
+
+
 def test_disconnect_stays_closed_until_connect_is_pressed(page: Page, server: ServerProcess) -> None:
     sockets = SocketRecorder(page)
     page.goto(server.url)

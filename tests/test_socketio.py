@@ -49,6 +49,8 @@ SECRET = {"name": "secret", "path": "/secret", "source": "random", "interval_ms"
           "template": {"secret": True}, "auth": {"query": "token", "values": ["s3cret"]}}
 EXPIRING = {"name": "expiring", "path": "/expiring", "source": "random", "interval_ms": 600_000,
             "template": {"expiring": True}, "auth": {"query": "token", "expires_after_s": 0.4}}
+MARKET = {"name": "md", "path": "/md/{symbol}", "source": "random", "interval_ms": 30,
+          "params": {"symbol": {"enum": ["BTC-USD", "ETH-USD"]}}, "template": {"symbol": {"$param": "symbol"}}}
 ALLOWED_ORIGINS = ["http://127.0.0.1:*", "http://localhost:5173"]
 
 
@@ -57,7 +59,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, name: str, **server: Any) -
     folder = tmp_path_factory.mktemp(name)
     data = base_config()
     data["server"].update(server)
-    data["streams"] += [COUNT, CHAT, TICKS, FLAKY, SECRET, EXPIRING]
+    data["streams"] += [COUNT, CHAT, TICKS, FLAKY, SECRET, EXPIRING, MARKET]
     with ServerProcess(write_config(folder, data), free_port(), folder / "server.log") as process:
         yield process
 
@@ -243,6 +245,20 @@ def test_an_expiring_token_ends_the_session_as_a_server_disconnect(server, node_
     assert result["reason"] == "io server disconnect" and result["retries"] is False  # connect again, new token
     assert 200 <= result["after_ms"] < 2000  # 0.4 s after the handshake; the first frame came just after it
     assert "token expired; disconnecting it" in server.log_path.read_text()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_each_value_of_a_parameterized_stream_is_a_namespace_and_a_value_not_allowed_is_refused(
+        server, node_modules_folder, transport):
+    result = node(server, transport, """main(async () => {
+      const btc = await next(connect('/md/BTC-USD'), 'md');
+      const eth = await next(connect('/md/ETH-USD'), 'md');
+      const refused = await next(connect('/md/DOGE'), 'connect_error');
+      finish({btc, eth, refused: refused.message});
+    });""")
+    assert result["btc"] == {"symbol": "BTC-USD"} and result["eth"] == {"symbol": "ETH-USD"}
+    assert result["refused"] == "no stream at /md/DOGE (/md/{symbol}): symbol must be one of BTC-USD, ETH-USD, " \
+                                "got 'DOGE'"
 
 
 def polling_handshake(server: ServerProcess, origin: str) -> tuple[int, str | None]:
@@ -439,6 +455,12 @@ def config_problems(tmp_path, *streams: dict[str, Any]) -> str:
 def test_two_streams_in_one_namespace_are_a_config_error(tmp_path):
     problems = config_problems(tmp_path, {**TICKS, "socketio": {"namespace": "/replay"}})
     assert "streams[2].socketio.namespace: Socket.IO namespace '/replay' is also streams[1]'s" in problems
+
+
+def test_a_fixed_namespace_on_a_parameterized_stream_is_a_config_error(tmp_path):
+    problems = config_problems(tmp_path, {**MARKET, "socketio": {"namespace": "/md"}})
+    assert "socketio.namespace: a stream whose path has {name} segments is served over Socket.IO in the namespace " \
+           "of each value's path (like /v1/marketdata/BTC-USD); leave socketio.namespace out" in problems
 
 
 def test_an_event_name_socketio_reserves_is_a_config_error(tmp_path):
