@@ -339,7 +339,9 @@ class Cluster:
         raw = await client.get(self._key("state", stream.name))
         if stream.role != "follower":
             return  # reloaded meanwhile; the next pass adopts it again
-        stream.hold(json.loads(raw) if raw else None, self._relay(stream.name, stream.config.history))
+        seed = self.hub.config.settings.random_seed
+        stream.hold(json.loads(raw) if raw else None, self._relay(stream.name, stream.config.history),
+                    f"{seed}/{stream.name}/frames" if seed is not None else None)
         log.info("cluster %s: this process runs the clock of %s (from frame %d)", self.config.name,
                  stream.name, stream.history[-1][0] if stream.history else 0)
 

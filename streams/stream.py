@@ -90,6 +90,9 @@ class Stream:
         # its clock and hands each frame to ``relay``; a "follower" sends what ``deliver`` brings. None: alone
         self.role: str | None = None
         self.relay: Callable[[int, Frame, Timeline], None] | None = None
+        # a holder with a random_seed: each frame's draws come from a generator seeded with this and the frame's
+        # number, so a holder that takes over draws what the one before would have (None: one running generator)
+        self.frame_seed: str | None = None
         self._delivered_at = 0.0  # follower: when the holder's last frame arrived
 
     # -- what the handlers call
@@ -371,6 +374,8 @@ class Stream:
         """
         schedule, source, rng = self.schedule, self.source, self.rng
         frames = []
+        if self.frame_seed is not None:  # a shared timeline held in a cluster: its one timeline
+            rng.seed(f"{self.frame_seed}#{timelines[0].count + 1}")
         for timeline in timelines:
             index = schedule.take(timeline)
             frames.append(None if index is None else source.frame(index, timeline.state, rng))
@@ -422,18 +427,20 @@ class Stream:
         if self._shared is None:
             self._shared = Timeline(None, self.source.new_state(), IOLoop.current().time())
         self.clock.remove(self._shared)
-        self.role, self.relay = "follower", None
+        self.role, self.relay, self.frame_seed = "follower", None, None
 
-    def hold(self, position: dict[str, Any] | None, relay: Callable[[int, Frame, Timeline], None]) -> None:
+    def hold(self, position: dict[str, Any] | None, relay: Callable[[int, Frame, Timeline], None],
+             frame_seed: str | None = None) -> None:
         """Run the shared timeline's clock here, for every process, from ``position`` (a ``position_of``) when
-        it is ahead of what this process saw; each frame is handed to ``relay``."""
+        it is ahead of what this process saw; each frame is handed to ``relay``. With ``frame_seed`` (the
+        cluster's random_seed and the stream) frame N draws the same values whichever process renders it."""
         self.follow()
         timeline = self._shared
         if position is not None and position.get("count", 0) > timeline.count:
             timeline.count, timeline.index = position["count"], position.get("index", 0)
             if isinstance(timeline.state, list) and isinstance(position.get("state"), list):
                 timeline.state = list(position["state"])
-        self.role, self.relay = "holder", relay
+        self.role, self.relay, self.frame_seed = "holder", relay, frame_seed
         now = IOLoop.current().time()
         # the next frame one interval after the last one any process sent: a failover leaves no extra gap
         rebase(timeline, max(now, self._delivered_at + self.schedule.interval_s) if timeline.count else now)

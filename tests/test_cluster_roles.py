@@ -7,6 +7,7 @@ import json
 import pytest
 
 from streams.cluster import decode, encode, frame_kind, frame_of, position_of
+from streams.hub import Hub
 from streams.sources import Frame
 from support import read_json, until
 
@@ -40,6 +41,30 @@ async def test_a_new_holder_continues_the_numbering_and_generator_state_and_rela
     assert first["id"] == 42 and abs(first["n"] - 100) <= 1  # walked on from 100, not from 0
     await until(lambda: len(relayed) >= 2, 2)
     assert relayed[0][0] == 42 and json.loads(relayed[0][1].data) == first
+
+
+@pytest.mark.config(stats={"timeline": "shared", "interval_ms": 10,
+                            "template": {"a": {"$int": [0, 1_000_000]}, "b": {"$float": [0, 1, 6]}}})
+@pytest.mark.gen_test
+async def test_with_a_seed_a_holder_that_takes_over_draws_what_the_one_before_would_have(app_config, hub):
+    """Process A renders frames 1-6; process B takes the clock after A's frame 3 (a failover): B's 4-6 are A's."""
+    def hold(hub, count, frames):
+        stream = hub.streams["stats"]
+        stream.follow()
+        stream.hold({"count": count, "index": 0}, lambda seq, frame, tl: frames.setdefault(seq, frame.data),
+                    frame_seed="7/stats/frames")
+        return stream
+
+    from_a, from_b = {}, {}
+    hold(hub, 0, from_a)
+    other = Hub(app_config)  # a second process, its generator fresh
+    try:
+        hold(other, 3, from_b)
+        await until(lambda: len(from_a) >= 6 and len(from_b) >= 3, 2)
+    finally:
+        other.stop()
+    assert [from_b[n] for n in (4, 5, 6)] == [from_a[n] for n in (4, 5, 6)]
+    assert len({from_a[n] for n in range(1, 7)}) == 6  # and the frames do differ from one another
 
 
 def test_a_cluster_message_carries_the_frame_as_it_is():
