@@ -276,7 +276,8 @@ def describe(config: AppConfig, host: str, port: int, checked: bool = False, wat
     served = [s for s in config.streams if s.socketio_namespace is not None]
     if served:
         rows.append(("socket.io", http, ", ".join(f"{s.socketio_namespace} emits '{s.socketio_event}'"
-                                                   for s in served)))
+                                                   for s in served)
+                     + ("; WebSocket transport only (several workers)" if workers > 1 else "")))
     rows.append(("api", f"{http}/api/streams", ""))
     width = max(len(url) for _, url, note in rows if note)
     lines = [head] + [f"  {kind:<10} {url:<{width}}  {note}".rstrip() for kind, url, note in rows]

@@ -387,4 +387,6 @@ def test_workers_serve_socketio_over_websocket_only_and_tell_a_polling_client_ho
     assert joined.startswith("40/ticks,{")
     name, frame = json.loads(event.partition(",")[2])
     assert name == "ticks" and isinstance(frame["id"], int)
-    assert "asked for long-polling" in server.log_path.read_text()
+    log = server.log_path.read_text()
+    assert "asked for long-polling" in log
+    assert "emits 'alarms'; WebSocket transport only (several workers)" in log  # the banner says so up front
