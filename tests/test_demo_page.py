@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -67,15 +67,17 @@ def browser() -> Iterator[Browser]:
             browser.close()
 
 
+def serving(tmp_path_factory: pytest.TempPathFactory, name: str,
+            write: Callable[[Path], Path]) -> Iterator[ServerProcess]:
+    """`python server.py` on the config ``write`` puts in a fresh folder, for a module's tests."""
+    folder = tmp_path_factory.mktemp(name)
+    with ServerProcess(write(folder), free_port(), folder / "server.log") as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    folder = tmp_path_factory.mktemp("demo-server")
-    server = ServerProcess(write_demo_config(folder), free_port(), folder / "server.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serving(tmp_path_factory, "demo-server", write_demo_config)
 
 
 SUBSCRIBE = '{"method":"SUBSCRIBE","params":["ticker"],"id":1}'
@@ -113,13 +115,7 @@ def write_rules_config(folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def rules_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    folder = tmp_path_factory.mktemp("rules-server")
-    server = ServerProcess(write_rules_config(folder), free_port(), folder / "server.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serving(tmp_path_factory, "rules-server", write_rules_config)
 
 
 @contextmanager
@@ -346,21 +342,18 @@ def test_page_opened_at_a_stream_path_preselects_that_stream(page: Page, server:
     assert first_socket.value.url == f"ws://127.0.0.1:{server.port}/other"
 
 
-@pytest.fixture(scope="module")
-def params_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def write_params_config(folder: Path) -> Path:
     """A parameterized stream with an enum of values, and one that takes any value (an AsyncAPI import's shape)."""
-    folder = tmp_path_factory.mktemp("params-server")
-    data = {"server": base_config()["server"], "streams": [
+    return write_config(folder, {"server": base_config()["server"], "streams": [
         {"name": "md", "path": "/v1/marketdata/{symbol}", "source": "random", "interval_ms": 50,
          "params": {"symbol": {"enum": ["BTC-USD", "ETH-USD"]}}, "template": {"symbol": {"$param": "symbol"}}},
         {"name": "rooms", "path": "/rooms/{room}", "source": "random", "interval_ms": 50,
-         "template": {"room": {"$param": "room"}}}]}
-    server = ServerProcess(write_config(folder, data), free_port(), folder / "server.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+         "template": {"room": {"$param": "room"}}}]})
+
+
+@pytest.fixture(scope="module")
+def params_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    yield from serving(tmp_path_factory, "params-server", write_params_config)
 
 
 def test_a_parameterized_stream_is_listed_once_per_allowed_value_and_each_connects_to_its_value(
@@ -687,13 +680,7 @@ def write_transports_config(folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def transports_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    folder = tmp_path_factory.mktemp("transports-server")
-    server = ServerProcess(write_transports_config(folder), free_port(), folder / "server.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serving(tmp_path_factory, "transports-server", write_transports_config)
 
 
 def is_event_stream(request: Request) -> bool:
