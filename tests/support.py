@@ -7,13 +7,19 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 import tornado.httpserver
 import yaml
+
+from browser import launch_chromium, missing_browser_reason
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,3 +142,22 @@ def missing_tool(reason: str) -> NoReturn:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true, so this test must run, but {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+@contextmanager
+def chromium_tab(url: str) -> Iterator[Page]:
+    """A headless Chromium tab opened at ``url``, closed afterwards; the test is skipped (failed under CI=true)
+    where no browser can be driven."""
+    reason = missing_browser_reason()
+    if reason is not None:
+        missing_tool(reason)
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only once the browser check passed
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            tab = browser.new_page()
+            tab.goto(url)
+            yield tab
+        finally:
+            browser.close()

@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 
-from browser import launch_chromium, missing_browser_reason
 from node_clients import NodeUnavailableError, node_modules, run_node
 from server_process import ServerProcess, free_port
-from support import CATEGORIES, base_config, edit_config, missing_tool, write_config
+from support import CATEGORIES, base_config, chromium_tab, edit_config, missing_tool, write_config
 
 WS = "ws@8.23.0"
 STATS_KEYS = sorted(key for key, _ in CATEGORIES)
@@ -90,19 +89,8 @@ def test_node_ws_client_with_a_subprotocol_receives_stats_and_echoes(server, nod
 @pytest.fixture(scope="module")
 def page(server: ServerProcess):
     """A Chromium tab on the server's own origin."""
-    reason = missing_browser_reason()
-    if reason is not None:
-        missing_tool(reason)
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only once the browser check passed
-
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            tab = browser.new_page()
-            tab.goto(server.url + "healthz")
-            yield tab
-        finally:
-            browser.close()
+    with chromium_tab(server.url + "healthz") as tab:
+        yield tab
 
 
 # Open a WebSocket and report how it went: its first message, or how it closed.

@@ -17,11 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-from browser import launch_chromium, missing_browser_reason
 from node_clients import NodeUnavailableError, node_modules, run_node
 from server_process import ServerProcess, free_port, get_json
 from streams.build import load_config
-from support import CATEGORIES, ROOT, missing_tool
+from support import CATEGORIES, ROOT, chromium_tab, missing_tool
 
 EXAMPLES = ROOT / "examples"
 EXAMPLE_FILES = ["graphql-ws.yaml", "stomp.yaml", "subscribe.yaml"]
@@ -604,19 +603,8 @@ async ([url, interval]) => {
 
 @pytest.mark.browser
 def test_chromium_subscribes_with_a_token_and_unsubscribes(subscribe_server):
-    reason = missing_browser_reason()
-    if reason is not None:
-        missing_tool(reason)
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only once the browser check passed
-
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            page = browser.new_page()
-            page.goto(subscribe_server.url + "healthz")
-            seen = page.evaluate(BROWSER_FLOW, [f"ws://127.0.0.1:{subscribe_server.port}/ws?token=dev", INTERVAL_MS])
-        finally:
-            browser.close()
+    with chromium_tab(subscribe_server.url + "healthz") as page:
+        seen = page.evaluate(BROWSER_FLOW, [f"ws://127.0.0.1:{subscribe_server.port}/ws?token=dev", INTERVAL_MS])
     confirm, *frames = seen["subscribed"]
     assert confirm == {"result": None, "id": 1}
     assert all(frame["stream"] == "stats" and is_stats(frame["data"]) for frame in frames)

@@ -21,13 +21,12 @@ from urllib.request import ProxyHandler, Request, build_opener
 
 import pytest
 
-from browser import launch_chromium, missing_browser_reason
 from config import ConfigError
 from handlers.socket_io import WANTS_ACK, AckAwarePacket
 from node_clients import NodeUnavailableError, node_modules, run_node, start_node
 from server_process import ServerProcess, free_port, get_json
 from streams.build import load_config
-from support import CATEGORIES, base_config, missing_tool, write_config
+from support import CATEGORIES, base_config, chromium_tab, missing_tool, write_config
 
 SOCKET_IO_CLIENT = "socket.io-client@4.8.1"
 WS = "ws@8.23.0"
@@ -395,20 +394,9 @@ def dev_server() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def page(server, node_modules_folder, dev_server):
     """A Chromium tab on the dev server's origin, with socket.io-client's browser bundle loaded."""
-    reason = missing_browser_reason()
-    if reason is not None:
-        missing_tool(reason)
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only once the browser check passed
-
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            tab = browser.new_page()
-            tab.goto(dev_server)
-            tab.add_script_tag(path=str(node_modules_folder / "socket.io-client" / "dist" / "socket.io.min.js"))
-            yield tab
-        finally:
-            browser.close()
+    with chromium_tab(dev_server) as tab:
+        tab.add_script_tag(path=str(node_modules_folder / "socket.io-client" / "dist" / "socket.io.min.js"))
+        yield tab
 
 
 FIRST_STATS = """
