@@ -123,9 +123,6 @@ def serve_workers(args: argparse.Namespace, config: AppConfig, host: str, port: 
     """Run `workers` server processes on one port until SIGINT/SIGTERM (workers.py)."""
     try:
         reserved = reserve_port(host, port)
-    except socket.gaierror as e:
-        print(f"error: cannot listen on host {host!r}: {e.strerror}", file=sys.stderr)
-        return 1
     except OSError as e:
         print(listen_error(e, host, port), file=sys.stderr)
         return 1
@@ -140,9 +137,6 @@ async def serve(config: AppConfig, host: str, port: int, watch: bool = True, wor
     """Serve until SIGINT/SIGTERM, then shut down in order (``worker``: one of server.workers, on a shared port)."""
     try:
         sockets = bind_sockets(port, host, reuse_port=worker is not None)
-    except socket.gaierror as e:
-        print(f"error: cannot listen on host {host!r}: {e.strerror}", file=sys.stderr)
-        return 1
     except OSError as e:
         print(listen_error(e, host, port), file=sys.stderr)
         return 1
@@ -196,6 +190,8 @@ async def serve(config: AppConfig, host: str, port: int, watch: bool = True, wor
 
 def listen_error(e: OSError, host: str, port: int) -> str:
     """One line saying why listening failed and what to do."""
+    if isinstance(e, socket.gaierror):  # the host name does not resolve
+        return f"error: cannot listen on host {host!r}: {e.strerror}"
     if e.errno == errno.EADDRINUSE:
         return (f"error: port {port} on {host} is already in use (another server running?); "
                 f"stop it or pick another port with --port N or server.port in the config")

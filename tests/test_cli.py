@@ -69,6 +69,17 @@ def test_port_in_use_says_so_and_exits_1(server):
     assert "--port" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_host_that_does_not_resolve_says_so_and_exits_1(config_path, workers):
+    data = base_config()
+    data["server"]["workers"] = workers
+    data["cluster"] = {"redis": "redis://127.0.0.1:1/0"}  # workers need one; never reached: listening fails first
+    result = run("-c", str(write_config(config_path.parent, data, "host.yaml")), "--host", "no.such.host.invalid")
+    assert result.returncode == 1
+    assert "error: cannot listen on host 'no.such.host.invalid'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_sigterm_closes_clients_with_1001_and_exits_0_within_2s(server):
     async def connect_then_wait_for_close():
         conns = [await websocket_connect(f"ws://127.0.0.1:{server.port}{path}") for path in ("/", "/echo")]
