@@ -655,24 +655,49 @@ def _valid_echo_path(raw: Any) -> str | None:
         return None
 
 
-def _parse_yaml(text: str, path: Path) -> tuple[yaml.Node | None, Any]:
-    loader = yaml.SafeLoader(text)
+class YamlSyntaxError(ValueError):
+    """Text that is not one YAML (or JSON) document: ``line`` (1-based) where known, and what is wrong."""
+
+    def __init__(self, line: int | None, problem: str) -> None:
+        super().__init__(problem)
+        self.line = line
+        self.problem = problem
+
+    def where(self, path: Path) -> str:
+        """``path:line``, or the path alone when no line is known."""
+        return f"{path}:{self.line}" if self.line is not None else str(path)
+
+
+def parse_yaml(text: str) -> tuple[yaml.Node | None, Any]:
+    """The node tree (for line numbers) and the value of one YAML document; YamlSyntaxError when it does not
+    parse (invalid syntax, a character YAML does not allow, two documents, ...)."""
+    try:
+        loader = yaml.SafeLoader(text)  # it reads the whole text at once: a character YAML refuses fails here
+    except yaml.reader.ReaderError as e:
+        raise YamlSyntaxError(text.count("\n", 0, e.position) + 1,
+                              f"character U+{e.character:04X} is not allowed in YAML (a control character?)") from None
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        line = f":{mark.line + 1}" if mark else ""
         problem = e.problem or "syntax error"
         if e.context:
             started = f" started at line {e.context_mark.line + 1}" if e.context_mark else ""
             problem += f" ({e.context}{started})"
-        raise ConfigError([f"{path}{line}: invalid YAML: {problem}"]) from None
+        raise YamlSyntaxError(mark.line + 1 if mark else None, problem) from None
     except yaml.YAMLError as e:
-        raise ConfigError([f"{path}: invalid YAML: {e}"]) from None
+        raise YamlSyntaxError(None, str(e).replace("\n", " ")) from None
     finally:
         loader.dispose()
     return node, data
+
+
+def _parse_yaml(text: str, path: Path) -> tuple[yaml.Node | None, Any]:
+    try:
+        return parse_yaml(text)
+    except YamlSyntaxError as e:
+        raise ConfigError([f"{e.where(path)}: invalid YAML: {e.problem}"]) from None
 
 
 class Locator:

@@ -31,9 +31,7 @@ from random import Random
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import yaml
-
-from config import Locator
+from config import Locator, YamlSyntaxError, parse_yaml
 from streams.schema import SchemaError, compile_schema
 
 WEBSOCKET_PROTOCOLS = ("ws", "wss")
@@ -114,16 +112,11 @@ class _Reader:
             if referrer is not None:
                 raise _DocumentError(referrer, f"$ref to {path.name}: {message}") from None
             raise AsyncApiError([f"{path}: {message}"], frozenset(self.files)) from None
-        loader = yaml.SafeLoader(text)
         try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        except yaml.MarkedYAMLError as e:
-            mark = e.problem_mark or e.context_mark
-            raise AsyncApiError([f"{path}{f':{mark.line + 1}' if mark else ''}: invalid YAML or JSON: {e.problem}"],
+            node, data = parse_yaml(text)
+        except YamlSyntaxError as e:
+            raise AsyncApiError([f"{e.where(path)}: invalid YAML or JSON: {e.problem}"],
                                 frozenset(self.files)) from None
-        finally:
-            loader.dispose()
         doc = self.docs[path] = _Document(path, data, Locator(path, node))
         return doc
 

@@ -237,6 +237,8 @@ def test_a_channel_without_x_interval_ms_uses_the_config_interval(tmp_path):
 
 @pytest.mark.parametrize(("document", "problem"), [
     ("info: {title: t}\n", "api.yaml:1: #/asyncapi: is required: the AsyncAPI version"),
+    ("asyncapi: 3.0.0\ninfo: {title: \"a\x07\"}\n",
+     "api.yaml:2: invalid YAML or JSON: character U+0007 is not allowed in YAML (a control character?)"),
     ("asyncapi: 3.0.0\nchannels:\n  c:\n    address: /c\n    messages:\n      m: {$ref: '#/components/nope'}\n"
      "operations:\n  o: {action: send, channel: {$ref: '#/channels/c'}}\n",
      "api.yaml:6: #/channels/c/messages/m/$ref: $ref '#/components/nope' cannot be resolved"),

@@ -41,6 +41,12 @@ def test_omitted_keys_take_their_documented_defaults(tmp_path):
     assert (server.host, server.port, server.allowed_origins) == ("127.0.0.1", 3030, ("*",))
 
 
+def test_a_control_character_is_a_yaml_error_with_its_line_not_a_crash(tmp_path):
+    [problem] = problems(tmp_path, "server:\n  port: 3030\nstreams:\n  - name: a\x07b\n")
+    assert problem == (f"{tmp_path / 'config.yaml'}:4: invalid YAML: character U+0007 is not allowed in YAML "
+                       "(a control character?)")
+
+
 def test_yaml_syntax_error_names_file_and_line(tmp_path):
     [problem] = problems(tmp_path, "server:\n  port: 3030\nstreams:\n  - name: [unclosed\n")
     assert problem.startswith(f"{tmp_path / 'config.yaml'}:")
