@@ -443,7 +443,10 @@ class Stream:
         self.role, self.relay, self.frame_seed = "holder", relay, frame_seed
         now = IOLoop.current().time()
         # the next frame one interval after the last one any process sent: a failover leaves no extra gap
-        rebase(timeline, max(now, self._delivered_at + self.schedule.interval_s) if timeline.count else now)
+        due = max(now, self._delivered_at + self.schedule.interval_s) if timeline.count else now
+        if self.paused:  # taken over while paused: resume() adds the whole pause to every due time, so take
+            due -= now - self._paused_at  # out the part of it that has passed already
+        rebase(timeline, due)
         self.clock.add(timeline)
         if not self.paused:
             self.clock.start()

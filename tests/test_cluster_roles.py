@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 import pytest
 
@@ -65,6 +67,24 @@ async def test_with_a_seed_a_holder_that_takes_over_draws_what_the_one_before_wo
         other.stop()
     assert [from_b[n] for n in (4, 5, 6)] == [from_a[n] for n in (4, 5, 6)]
     assert len({from_a[n] for n in range(1, 7)}) == 6  # and the frames do differ from one another
+
+
+@pytest.mark.config(stats=SHARED)
+@pytest.mark.gen_test
+async def test_a_clock_taken_over_while_paused_runs_again_as_soon_as_it_is_resumed(ws_connect, hub):
+    """A process that joined a paused cluster and then took the clock (its holder died) must not add the part
+    of the pause that passed before it held the clock twice."""
+    stream = hub.streams["stats"]
+    stream.follow()
+    stream.pause()
+    await asyncio.sleep(0.5)  # paused all along; then the holder dies and this process takes the clock
+    stream.hold({"count": 41, "index": 0}, lambda seq, frame, timeline: None)
+    conn = await ws_connect("/")
+    await asyncio.sleep(0.2)
+    stream.resume()
+    resumed = time.monotonic()
+    first = await read_json(conn)
+    assert "id" in first and time.monotonic() - resumed < 0.15  # within a 20 ms tick, not the 0.7 s paused
 
 
 def test_a_cluster_message_carries_the_frame_as_it_is():
