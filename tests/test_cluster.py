@@ -344,14 +344,21 @@ def test_a_config_edit_reaches_every_worker(two_workers, tmp_path, redis_server)
     async def scenario():
         conns = [await websocket_connect(ws_url(server, "/added")) for _ in range(16)]  # spread over both
         try:
-            return [json.loads(await asyncio.wait_for(conn.read_message(), 2)) for conn in conns]
+            frames = [json.loads(await asyncio.wait_for(conn.read_message(), 2)) for conn in conns]
+            counts: dict[str, int] = {}
+            try:
+                wait_for(lambda: sum(counts.update(stream_info(server, "added")["processes"]) or counts.values())
+                         == 16, 3, "both workers report their clients of the added stream")
+            except AssertionError as e:  # say what the workers logged
+                raise AssertionError(f"{e}; counts {counts}; log:\n{server.log_tail()}") from None
+            return frames, counts
         finally:
             for conn in conns:
                 await close_and_wait(conn)
 
-    assert asyncio.run(scenario()) == [{"added": 1}] * 16
-    counts = stream_info(server, "added")["processes"]
-    assert len(counts) == 2, counts  # both workers serve the new stream (and report it)
+    frames, counts = asyncio.run(scenario())
+    assert frames == [{"added": 1}] * 16
+    assert len(counts) == 2 and min(counts.values()) > 0, counts  # both workers serve the added stream
 
 
 def test_a_worker_that_dies_is_started_again_and_logged(two_workers):
