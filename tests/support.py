@@ -19,7 +19,7 @@ import yaml
 from browser import launch_chromium, missing_browser_reason
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Browser, Page
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -145,9 +145,9 @@ def missing_tool(reason: str) -> NoReturn:
 
 
 @contextmanager
-def chromium_tab(url: str) -> Iterator[Page]:
-    """A headless Chromium tab opened at ``url``, closed afterwards; the test is skipped (failed under CI=true)
-    where no browser can be driven."""
+def chromium() -> Iterator[Browser]:
+    """Headless Chromium, closed afterwards; the test is skipped (failed under CI=true) where no browser can
+    be driven."""
     reason = missing_browser_reason()
     if reason is not None:
         missing_tool(reason)
@@ -156,8 +156,15 @@ def chromium_tab(url: str) -> Iterator[Page]:
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         try:
-            tab = browser.new_page()
-            tab.goto(url)
-            yield tab
+            yield browser
         finally:
             browser.close()
+
+
+@contextmanager
+def chromium_tab(url: str) -> Iterator[Page]:
+    """A headless Chromium tab opened at ``url`` (see ``chromium``)."""
+    with chromium() as browser:
+        tab = browser.new_page()
+        tab.goto(url)
+        yield tab

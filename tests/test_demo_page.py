@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from socketio.packet import BINARY_EVENT, CONNECT, CONNECT_ERROR, DISCONNECT, EVENT, Packet
 
-from browser import launch_chromium, missing_browser_reason
+from browser import missing_browser_reason
 from server_process import ServerProcess, free_port
-from support import CATEGORIES, base_config, edit_config, write_config
+from support import CATEGORIES, base_config, chromium, edit_config, write_config
 
 _missing = missing_browser_reason()
 if _missing is not None:
@@ -24,7 +24,7 @@ if _missing is not None:
         pytest.fail(f"CI=true, so the browser tests must run, but {_missing}", pytrace=False)
     pytest.skip(_missing, allow_module_level=True)
 
-from playwright.sync_api import Browser, Locator, Page, Request, Route, WebSocket, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Locator, Page, Request, Route, WebSocket, expect  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -59,12 +59,8 @@ THOUSANDS = re.compile(r"^\d{1,3}(,\d{3})*$")
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 def serving(tmp_path_factory: pytest.TempPathFactory, name: str,

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from browser import launch_chromium, missing_browser_reason
 from server_process import ServerProcess, free_port
-from support import base_config, missing_tool, write_config
+from support import base_config, chromium, write_config
 
 # a shared timeline whose clients lose their connection every ~0.4 s; EventSource comes back 50 ms later
 FLAKY = {"name": "flaky", "path": "/flaky", "source": "random", "interval_ms": 40, "timeline": "shared",
@@ -32,17 +31,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def browser():
-    reason = missing_browser_reason()
-    if reason is not None:
-        missing_tool(reason)
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only once the browser check passed
-
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 # Listen to an EventSource until `count` events of `type` arrived; report their ids and data, and the opens.
