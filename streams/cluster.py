@@ -174,8 +174,8 @@ class Cluster:
         header = {"o": self.id, "v": verb, "s": stream, "a": args or {}}
         if frame is not None:
             header["k"] = frame_kind(frame)
-        self._outbox.append((verb, stream, encode(header, frame.data if frame is not None else b""),
-                             json.dumps(args or {}).encode(), 0))
+        kept = json.dumps(args or {}).encode() if verb == "faults" else None  # what _write keeps in Redis
+        self._outbox.append((verb, stream, encode(header, frame.data if frame is not None else b""), kept, 0))
         self._wake.set()
 
     def clients_elsewhere(self, stream: str) -> dict[str, int]:
